@@ -1,0 +1,142 @@
+"""What every command shares: the click group, the run context, confirmation, output.
+
+The CLI is thin: it parses, confirms, calls the library and prints. The library raises
+`DumpLoadError`s; `DumpLoadGroup.invoke` is the single place that turns them into a
+one-paragraph message on stderr and the exit code DESIGN.md fixes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import traceback
+from typing import Any
+
+import click
+from rich.console import Console
+
+from dumpload import __version__
+from dumpload.config import Config, load_config, resolve_config_path
+from dumpload.errors import EXIT_INTERRUPTED, DumpLoadError, UsageError
+from dumpload.logs import RunLog, record_error, start_run
+from dumpload.tools import redact_argv
+
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class App:
+    """Per-invocation state: global options, the loaded config, the run log."""
+
+    def __init__(self, config_path: str | None, log_level: str | None) -> None:
+        self.config_path = resolve_config_path(config_path)
+        self.log_level = log_level.upper() if log_level else None
+        self.json_mode = False
+        self.run: RunLog | None = None
+        self._config: Config | None = None
+        self._console_handler: logging.Handler | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self.config_path)
+        return self._config
+
+    @property
+    def console(self) -> Console:
+        """Human output: stdout, or stderr when stdout carries a JSON document."""
+        return Console(stderr=self.json_mode, highlight=False, soft_wrap=True)
+
+    @property
+    def err_console(self) -> Console:
+        return Console(stderr=True, highlight=False, soft_wrap=True)
+
+    def start(self, command: str, *, json_mode: bool = False,
+              servers: dict[str, str] | None = None) -> RunLog:
+        """Load the config and open this run's log; returns the run."""
+        self.json_mode = json_mode
+        config = self.config
+        level = self.log_level or config.settings.log_level
+        self._attach_console_log()
+        secrets = [db.password for db in config.databases.values() if db.password]
+        argv = redact_argv(["dumpload", *sys.argv[1:]], secrets)
+        servers = servers or {n: db.describe() for n, db in config.databases.items()}
+        self.run = start_run(config.settings.log_dir, argv, level, servers)
+        logging.getLogger("dumpload").info("subcommand: %s", command)
+        return self.run
+
+    def _attach_console_log(self) -> None:
+        # Warnings (retries, skipped items) reach the terminal; --log-level shows more.
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setLevel(self.log_level or "WARNING")
+        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+        logger = logging.getLogger("dumpload")
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+        self._console_handler = handler
+
+    def detach_console_log(self) -> None:
+        if self._console_handler:
+            logging.getLogger("dumpload").removeHandler(self._console_handler)
+            self._console_handler = None
+
+    def close(self) -> None:
+        self.detach_console_log()
+        if self.run:
+            self.run.close()
+
+    def confirm(self, question: str, yes: bool) -> None:
+        """Ask before a write; refuse (exit 2) with no terminal and no --yes."""
+        if yes:
+            return
+        if not sys.stdin.isatty():
+            raise UsageError("refusing to write without confirmation: no terminal to ask on",
+                             hint="pass --yes to confirm in scripts and cron")
+        if not click.confirm(question, default=False, err=True):
+            raise UsageError("not confirmed; nothing was changed")
+
+    def emit_json(self, document: Any) -> None:
+        click.echo(json.dumps(document, indent=2, default=str, ensure_ascii=False))
+
+
+class DumpLoadGroup(click.Group):
+    """A click group that maps library errors to messages and exit codes."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DumpLoadError as exc:
+            _report(ctx, exc, str(exc), exc.exit_code)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            _report(ctx, None, "interrupted", EXIT_INTERRUPTED)
+            ctx.exit(EXIT_INTERRUPTED)
+        finally:
+            app = ctx.find_object(App)
+            if app is not None and ctx.parent is None:
+                app.close()
+
+
+def _report(ctx: click.Context, exc: DumpLoadError | None, message: str, code: int) -> None:
+    app = ctx.find_object(App)
+    debug = app is not None and app.log_level == "DEBUG"
+    if app is not None:
+        app.detach_console_log()  # the message below is the user's copy; no echo of it
+    click.echo(f"error: {message}", err=True)
+    if debug and exc is not None:
+        click.echo("".join(traceback.format_exception(exc)), err=True)
+    log = logging.getLogger("dumpload")
+    log.error("%s (exit %d)", message, code, exc_info=exc if exc is not None else None)
+    if app is not None and app.run is not None:
+        record_error(app.run.log_dir, app.run.run_id, app.run.command, message,
+                     step=getattr(exc, "step", "-") or "-",
+                     table=getattr(exc, "table", "-") or "-", exit_code=code)
+        click.echo(f"  log: {app.run.path}", err=True)
+
+
+def pass_app(fn: Any) -> Any:
+    return click.pass_obj(fn)
+
+
+def version_string() -> str:
+    return f"dumpload {__version__}"

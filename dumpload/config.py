@@ -1,0 +1,365 @@
+"""Load, validate and resolve `config.json` into frozen dataclasses.
+
+Everything here happens before any connection is opened: a bad file is refused with
+`ConfigError` (exit 3) naming the file and the key. Secrets are resolved once, here, from
+`password`, `password_env`, `password_file` or an `option_file`, and never printed.
+"""
+
+from __future__ import annotations
+
+import configparser
+import difflib
+import fnmatch
+import json
+import os
+import stat
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from dumpload.errors import ConfigError
+
+MASK = "********"
+
+_DB_REQUIRED = ("user", "database")
+_DB_TYPES: dict[str, type | tuple[type, ...]] = {
+    "host": str, "port": int, "user": str, "password": str, "password_env": str,
+    "password_file": str, "option_file": str, "database": str, "socket": str,
+    "charset": str, "ssl_ca": str, "ssl_cert": str, "ssl_key": str,
+    "ssl_verify_identity": bool,
+}
+_PASSWORD_SOURCES = ("password", "password_env", "password_file", "option_file")
+_REPLICATION_TYPES: dict[str, type | tuple[type, ...]] = {
+    "source": str, "target": str, "structure_tables": list, "data_tables": list,
+    "exclude_tables": list,
+}
+_SETTINGS_TYPES: dict[str, type | tuple[type, ...]] = {
+    "backup_dir": str, "log_dir": str, "backup_retention_days": int, "max_backups": int,
+    "batch_size": int, "threads": int, "log_level": str, "connection_timeout": int,
+    "retry_attempts": int, "compression_level": int,
+}
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    """One configured server + schema ("environment"). `password` is already resolved."""
+
+    name: str
+    user: str
+    database: str
+    host: str = "127.0.0.1"
+    port: int = 3306
+    password: str | None = field(default=None, repr=False)
+    password_source: str = "none"
+    socket: str | None = None
+    charset: str = "utf8mb4"
+    option_file: Path | None = None
+    ssl_ca: Path | None = None
+    ssl_cert: Path | None = None
+    ssl_key: Path | None = None
+    ssl_verify_identity: bool = False
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.ssl_ca or self.ssl_cert or self.ssl_key or self.ssl_verify_identity)
+
+    @property
+    def address(self) -> str:
+        """Where the server is, for messages: host:port or the socket path."""
+        return f"socket {self.socket}" if self.socket else f"{self.host}:{self.port}"
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.user}@{self.address}/{self.database})"
+
+
+@dataclass(frozen=True)
+class ReplicationConfig:
+    source: str
+    target: str
+    structure_tables: tuple[str, ...] = ("*",)
+    data_tables: tuple[str, ...] = ()
+    exclude_tables: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Settings:
+    backup_dir: Path
+    log_dir: Path
+    backup_retention_days: int = 30
+    max_backups: int = 50
+    batch_size: int = 1000
+    threads: int = 4
+    log_level: str = "INFO"
+    connection_timeout: int = 30
+    retry_attempts: int = 3
+    compression_level: int = 3
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    databases: Mapping[str, DatabaseConfig]
+    replication: ReplicationConfig
+    settings: Settings
+
+    def env(self, name: str) -> DatabaseConfig:
+        """The environment called `name`; unknown names are a config error with a hint."""
+        if name not in self.databases:
+            raise ConfigError(
+                f"{self.path}: unknown environment {name!r}",
+                hint=_suggest(name, self.databases) or
+                f"configured environments: {', '.join(sorted(self.databases))}")
+        return self.databases[name]
+
+    @property
+    def source(self) -> DatabaseConfig:
+        return self.databases[self.replication.source]
+
+    @property
+    def target(self) -> DatabaseConfig:
+        return self.databases[self.replication.target]
+
+
+def resolve_config_path(option: str | None) -> Path:
+    """`--config PATH`, else `$DUMPLOAD_CONFIG`, else `./config.json`."""
+    return Path(option or os.environ.get("DUMPLOAD_CONFIG") or "config.json")
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate `path`; raise `ConfigError` naming the key on any problem."""
+    raw = _read_json(path)
+    base = path.resolve().parent
+    _check_keys(path, "", raw, {"databases", "replication", "settings"},
+                required=("databases", "replication"))
+    databases = _parse_databases(path, base, _expect(path, "databases", raw["databases"], dict))
+    replication = _parse_replication(path, _expect(path, "replication", raw["replication"], dict))
+    settings = _parse_settings(path, base, _expect(path, "settings", raw.get("settings", {}), dict))
+    for role in ("source", "target"):
+        name = getattr(replication, role)
+        if name not in databases:
+            raise ConfigError(
+                f"{path}: replication.{role} names environment {name!r}, which is not in "
+                f"'databases'", hint=_suggest(name, databases) or
+                f"configured environments: {', '.join(sorted(databases)) or 'none'}")
+    _refuse_same_server(path, databases[replication.source], databases[replication.target])
+    return Config(path=path, databases=databases, replication=replication, settings=settings)
+
+
+def select_tables(names: Iterable[str], include: Iterable[str],
+                  exclude: Iterable[str] = ()) -> list[str]:
+    """Names matching any `include` glob and no `exclude` glob, in the given order.
+
+    Matching is case-sensitive, like table names on a default Linux server.
+    """
+    include, exclude = list(include), list(exclude)
+    return [n for n in names
+            if any(fnmatch.fnmatchcase(n, p) for p in include)
+            and not any(fnmatch.fnmatchcase(n, p) for p in exclude)]
+
+
+def masked(config: Config) -> dict[str, Any]:
+    """The resolved configuration as plain data, secrets replaced by a mask."""
+    dbs = {}
+    for name, db in config.databases.items():
+        entry = {f.name: _plain(getattr(db, f.name)) for f in fields(db) if f.name != "name"}
+        entry["password"] = MASK if db.password else ("" if db.password == "" else None)
+        dbs[name] = entry
+    repl = {f.name: list(v) if isinstance(v := getattr(config.replication, f.name), tuple) else v
+            for f in fields(config.replication)}
+    sets = {f.name: _plain(getattr(config.settings, f.name)) for f in fields(config.settings)}
+    return {"config_file": str(config.path.resolve()), "databases": dbs,
+            "replication": repl, "settings": sets}
+
+
+def _plain(value: Any) -> Any:
+    return str(value) if isinstance(value, Path) else value
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file {path} not found",
+                          hint="pass --config PATH or set DUMPLOAD_CONFIG") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}:{exc.lineno}:{exc.colno}: malformed JSON: {exc.msg}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a JSON object")
+    return data
+
+
+def _expect(path: Path, key: str, value: Any, kind: type | tuple[type, ...]) -> Any:
+    # bool is an int in Python; a port of `true` is still a mistake.
+    wrong_bool = isinstance(value, bool) and kind in (int, str, list, dict)
+    if wrong_bool or not isinstance(value, kind):
+        names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+        raise ConfigError(f"{path}: '{key}' must be {_json_kind(names)}, "
+                          f"got {type(value).__name__} {value!r}")
+    return value
+
+
+def _json_kind(python_names: str) -> str:
+    return (python_names.replace("dict", "an object").replace("list", "a list")
+            .replace("str", "a string").replace("int", "an integer")
+            .replace("bool", "true/false"))
+
+
+def _check_keys(path: Path, prefix: str, obj: Mapping[str, Any], known: Iterable[str],
+                required: Iterable[str] = ()) -> None:
+    known = set(known)
+    for key in obj:
+        if key not in known:
+            raise ConfigError(f"{path}: unknown key '{prefix}{key}'",
+                              hint=_suggest(key, known) or f"known keys: {', '.join(sorted(known))}")
+    for key in required:
+        if key not in obj:
+            raise ConfigError(f"{path}: missing required key '{prefix}{key}'")
+
+
+def _suggest(word: str, candidates: Iterable[str]) -> str | None:
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else None
+
+
+def _parse_databases(path: Path, base: Path, raw: dict[str, Any]) -> dict[str, DatabaseConfig]:
+    if not raw:
+        raise ConfigError(f"{path}: 'databases' is empty; configure at least a source and a target")
+    return {name: _parse_database(path, base, name, _expect(path, f"databases.{name}", entry, dict))
+            for name, entry in raw.items()}
+
+
+def _parse_database(path: Path, base: Path, name: str, raw: dict[str, Any]) -> DatabaseConfig:
+    prefix = f"databases.{name}."
+    _check_keys(path, prefix, raw, _DB_TYPES, required=_DB_REQUIRED)
+    for key, value in raw.items():
+        _expect(path, prefix + key, value, _DB_TYPES[key])
+    given = [k for k in _PASSWORD_SOURCES[:3] if k in raw]
+    if len(given) > 1:
+        raise ConfigError(f"{path}: {prefix[:-1]} gives both '{given[0]}' and '{given[1]}'",
+                          hint="keep one password source")
+    if "host" not in raw and "socket" not in raw and "option_file" not in raw:
+        raise ConfigError(f"{path}: missing required key '{prefix}host' (or '{prefix}socket')")
+    if "port" in raw and not 0 < raw["port"] < 65536:
+        raise ConfigError(f"{path}: '{prefix}port' must be between 1 and 65535, got {raw['port']}")
+    paths = {k: _resolve_path(base, raw[k]) for k in
+             ("option_file", "ssl_ca", "ssl_cert", "ssl_key", "password_file") if k in raw}
+    for key in ("ssl_ca", "ssl_cert", "ssl_key"):
+        if key in paths and not paths[key].is_file():
+            raise ConfigError(f"{path}: '{prefix}{key}' file {paths[key]} does not exist")
+    options = _read_option_file(path, prefix, paths["option_file"]) if "option_file" in paths else {}
+    password, source = _resolve_password(path, prefix, raw, paths, options)
+    return DatabaseConfig(
+        name=name, user=raw.get("user") or options.get("user", ""), database=raw["database"],
+        host=raw.get("host", options.get("host", "127.0.0.1")),
+        port=int(raw.get("port", options.get("port", 3306))),
+        password=password, password_source=source,
+        socket=raw.get("socket", options.get("socket")), charset=raw.get("charset", "utf8mb4"),
+        option_file=paths.get("option_file"), ssl_ca=paths.get("ssl_ca"),
+        ssl_cert=paths.get("ssl_cert"), ssl_key=paths.get("ssl_key"),
+        ssl_verify_identity=raw.get("ssl_verify_identity", False))
+
+
+def _resolve_path(base: Path, value: str) -> Path:
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else base / p
+
+
+def _resolve_password(path: Path, prefix: str, raw: Mapping[str, Any], paths: Mapping[str, Path],
+                      options: Mapping[str, str]) -> tuple[str | None, str]:
+    if "password" in raw:
+        return raw["password"], "password"
+    if "password_env" in raw:
+        var = raw["password_env"]
+        if var not in os.environ:
+            raise ConfigError(f"{path}: '{prefix}password_env' names ${var}, which is not set",
+                              hint=f"export {var}=... before running dumpload")
+        return os.environ[var], f"password_env:{var}"
+    if "password_file" in raw:
+        return _read_password_file(path, prefix, paths["password_file"]), "password_file"
+    if "password" in options:
+        return options["password"], "option_file"
+    return None, "none"
+
+
+def _read_password_file(path: Path, prefix: str, file: Path) -> str:
+    try:
+        mode = file.stat().st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ConfigError(
+                f"{path}: '{prefix}password_file' {file} is readable by group or others "
+                f"(mode {stat.S_IMODE(mode):o})", hint=f"chmod 600 {file}")
+        return file.read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read '{prefix}password_file' {file}: "
+                          f"{exc.strerror}") from None
+
+
+def _read_option_file(path: Path, prefix: str, file: Path) -> dict[str, str]:
+    """The [client] section of a my.cnf, the part the server's own clients read too."""
+    parser = configparser.ConfigParser(allow_no_value=True, interpolation=None, strict=False)
+    try:
+        with file.open(encoding="utf-8") as fh:
+            parser.read_file(fh)
+    except (OSError, configparser.Error) as exc:
+        raise ConfigError(f"{path}: cannot read '{prefix}option_file' {file}: {exc}") from None
+    if not parser.has_section("client"):
+        return {}
+    out = {k: v.strip().strip("'\"") for k, v in parser.items("client") if v is not None}
+    if "port" in out and not out["port"].isdigit():
+        raise ConfigError(f"{path}: option file {file} has a non-numeric port {out['port']!r}")
+    return out
+
+
+def _parse_replication(path: Path, raw: dict[str, Any]) -> ReplicationConfig:
+    _check_keys(path, "replication.", raw, _REPLICATION_TYPES, required=("source", "target"))
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        _expect(path, f"replication.{key}", value, _REPLICATION_TYPES[key])
+        if isinstance(value, list):
+            for i, item in enumerate(value):
+                _expect(path, f"replication.{key}[{i}]", item, str)
+            value = tuple(value)
+        values[key] = value
+    if values["source"] == values["target"]:
+        raise ConfigError(f"{path}: replication.source and replication.target are both "
+                          f"{values['source']!r}", hint="the target must be another environment")
+    return ReplicationConfig(**values)
+
+
+def _parse_settings(path: Path, base: Path, raw: dict[str, Any]) -> Settings:
+    _check_keys(path, "settings.", raw, _SETTINGS_TYPES)
+    for key, value in raw.items():
+        _expect(path, f"settings.{key}", value, _SETTINGS_TYPES[key])
+    for key in ("threads", "batch_size", "connection_timeout", "retry_attempts", "max_backups"):
+        if key in raw and raw[key] < 1:
+            raise ConfigError(f"{path}: 'settings.{key}' must be at least 1, got {raw[key]}")
+    if raw.get("backup_retention_days", 0) < 0:
+        raise ConfigError(f"{path}: 'settings.backup_retention_days' must not be negative")
+    if "compression_level" in raw and not 1 <= raw["compression_level"] <= 19:
+        raise ConfigError(f"{path}: 'settings.compression_level' must be between 1 and 19")
+    level = raw.get("log_level", "INFO").upper()
+    if level not in _LOG_LEVELS:
+        raise ConfigError(f"{path}: 'settings.log_level' must be one of {', '.join(_LOG_LEVELS)}",
+                          hint=_suggest(level, _LOG_LEVELS))
+    values = {k: v for k, v in raw.items() if k not in ("backup_dir", "log_dir", "log_level")}
+    return Settings(backup_dir=_resolve_path(base, raw.get("backup_dir", "backups")),
+                    log_dir=_resolve_path(base, raw.get("log_dir", "logs")),
+                    log_level=level, **values)
+
+
+def _refuse_same_server(path: Path, source: DatabaseConfig, target: DatabaseConfig) -> None:
+    def where(db: DatabaseConfig) -> tuple[Any, ...]:
+        host = "localhost" if db.host in ("127.0.0.1", "localhost", "::1") else db.host.lower()
+        return (db.socket or (host, db.port), db.database)
+
+    if where(source) == where(target):
+        raise ConfigError(
+            f"{path}: source {source.name!r} and target {target.name!r} are the same server and "
+            f"database ({target.address}/{target.database})",
+            hint="point replication.target at another server or database")
