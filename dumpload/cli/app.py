@@ -140,3 +140,39 @@ def pass_app(fn: Any) -> Any:
 
 def version_string() -> str:
     return f"dumpload {__version__}"
+
+
+# Options shared by the commands that compare or copy between two environments.
+def from_to_options(fn: Any) -> Any:
+    fn = click.option("--to", "to_env", metavar="NAME",
+                      help="Target environment (default: replication.target).")(fn)
+    return click.option("--from", "from_env", metavar="NAME",
+                        help="Source environment (default: replication.source).")(fn)
+
+
+def tables_option(fn: Any) -> Any:
+    return click.option("--tables", "tables", multiple=True, metavar="GLOB",
+                        help="Tables to include (repeatable; shell-style globs). Default: the "
+                        "configured list for this command; exclude_tables still applies.")(fn)
+
+
+def yes_option(fn: Any) -> Any:
+    return click.option("--yes", "-y", is_flag=True,
+                        help="Do not ask for confirmation (for runbooks and cron).")(fn)
+
+
+def resolve_envs(app: App, from_env: str | None, to_env: str | None) -> tuple[Any, Any]:
+    """(source, target) `DatabaseConfig`s from --from/--to or the replication section."""
+    config = app.config
+    source = config.env(from_env or config.replication.source)
+    target = config.env(to_env or config.replication.target)
+    if source.name == target.name:
+        raise UsageError(f"--from and --to both name {source.name!r}",
+                         hint="the target must be another environment")
+    return source, target
+
+
+def table_patterns(app: App, tables: tuple[str, ...], configured: tuple[str, ...]) -> tuple[
+        tuple[str, ...], tuple[str, ...]]:
+    """(include globs, exclude globs): --tables replaces the configured list."""
+    return (tables or configured), app.config.replication.exclude_tables
