@@ -216,7 +216,8 @@ def _check_keys(path: Path, prefix: str, obj: Mapping[str, Any], known: Iterable
     for key in obj:
         if key not in known:
             raise ConfigError(f"{path}: unknown key '{prefix}{key}'",
-                              hint=_suggest(key, known) or f"known keys: {', '.join(sorted(known))}")
+                              hint=_suggest(key, known)
+                              or f"known keys: {', '.join(sorted(known))}")
     for key in required:
         if key not in obj:
             raise ConfigError(f"{path}: missing required key '{prefix}{key}'")
@@ -252,7 +253,8 @@ def _parse_database(path: Path, base: Path, name: str, raw: dict[str, Any]) -> D
     for key in ("ssl_ca", "ssl_cert", "ssl_key"):
         if key in paths and not paths[key].is_file():
             raise ConfigError(f"{path}: '{prefix}{key}' file {paths[key]} does not exist")
-    options = _read_option_file(path, prefix, paths["option_file"]) if "option_file" in paths else {}
+    options = (_read_option_file(path, prefix, paths["option_file"])
+               if "option_file" in paths else {})
     password, source = _resolve_password(path, prefix, raw, paths, options)
     return DatabaseConfig(
         name=name, user=raw.get("user") or options.get("user", ""), database=raw["database"],

@@ -7,6 +7,7 @@ catalog queries and control statements go through here; table rows never do.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -100,10 +101,8 @@ class Session:
             return cur.execute(sql, args)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(pymysql.err.Error):  # already gone: closing is best effort
             self.conn.close()
-        except pymysql.err.Error:
-            pass  # already gone; closing is best effort
 
     def __enter__(self) -> Session:
         return self

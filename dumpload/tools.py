@@ -12,6 +12,7 @@ Short commands run through `sh`. Byte streams (dumps, table copies) run through
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -201,7 +202,7 @@ class Process:
                  stdout: int | IO[bytes] | None = subprocess.PIPE) -> None:
         self.what = what
         self.argv = list(argv)
-        self._stderr = tempfile.TemporaryFile()
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
         log.info("spawn %s: %s", what, " ".join(redact_argv(argv)))
         self.popen = subprocess.Popen(self.argv, stdin=stdin, stdout=stdout,
                                       stderr=self._stderr, start_new_session=False)
@@ -245,10 +246,8 @@ class Process:
         self.kill()
         for pipe in (self.popen.stdin, self.popen.stdout):
             if pipe:
-                try:
+                with contextlib.suppress(OSError):  # broken pipe: the tool already went away
                     pipe.close()
-                except OSError:
-                    pass  # broken pipe on close: the tool already went away
         self._stderr.close()
 
     def __enter__(self) -> Process:
