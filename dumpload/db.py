@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import ssl
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -151,6 +152,9 @@ def connect(env: DatabaseConfig, settings: Settings, *, database: bool = True,
         conn = with_retry(lambda: pymysql.connect(**kwargs), settings, f"connecting to {env.name}")
     except pymysql.err.MySQLError as exc:
         raise _connect_error(env, exc) from None
+    except (ssl.SSLError, OSError) as exc:  # bad CA/cert file, or a failed TLS handshake
+        raise ConnectError(f"TLS setup for environment {env.name!r} ({env.address}) failed: "
+                           f"{exc}", hint="check ssl_ca/ssl_cert/ssl_key in the config") from None
     # The handshake may carry a "5.5.5-" prefix (MariaDB); VERSION() never does.
     with conn.cursor() as cur:
         cur.execute("SELECT VERSION()")
@@ -223,6 +227,9 @@ def _connect_error(env: DatabaseConfig, exc: pymysql.err.MySQLError) -> ConnectE
     if code in AUTH_ERRORS:
         return ConnectError(f"authentication failed for {where}: {detail}",
                             hint="check the user and its password source in the config")
+    if code == 2026 or "SSL" in detail:
+        return ConnectError(f"TLS to {where} failed, refusing to fall back to plaintext: "
+                            f"{detail}", hint="enable TLS on the server, or fix the ssl_* keys")
     if code == 1049:
         return ConnectError(f"database {env.database!r} does not exist on {where}",
                             hint="create it, or fix 'database' in the config")
