@@ -178,7 +178,7 @@ ALTER TABLE products ADD KEY idx_old_name (name), DROP KEY idx_category_price,
   ADD KEY idx_category (category_id), MODIFY name VARCHAR(150) NOT NULL;
 DROP TABLE payments;
 UPDATE plans SET monthly_price = monthly_price - 5 WHERE monthly_price > 10;
-DELETE FROM countries WHERE id > 240;
+UPDATE countries SET name = CONCAT('Old ', name) WHERE id > 240;
 UPDATE settings_general SET value = 'on' WHERE name = 'maintenance';
 DELETE FROM settings_mail WHERE name = 'footer';
 UPDATE orders SET status = 'cancelled' WHERE id % 1000 = 0;
