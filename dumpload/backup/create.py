@@ -1,0 +1,320 @@
+"""`create_backup`: stream the server's dump tool through zstd into a complete backup or none.
+
+The dump runs in a consistent snapshot (`--single-transaction`); its output is cut into one
+zstd frame per section (see `frames`) and written to a hidden, `flock`ed partial file in
+the backup folder. Only when the tool exited 0, the `-- Dump completed` footer arrived,
+every requested table was seen and the file is fsynced does it get its final name and a
+manifest. Any failure — tool error, kill, full disk, lost connection, interrupt — removes
+the partial and leaves a `failed` line in `backup_history.log`. Touches: the env's server
+(read only), `<backup_dir>/<env>/`, `log_dir` histories.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from dumpload import __version__, tools
+from dumpload.backup.files import (
+    MANIFEST_FORMAT,
+    PARTIAL_SUFFIX,
+    STATUS_FAILED,
+    STATUS_OK,
+    BackupInfo,
+    Frame,
+    backup_id,
+    clean_label,
+    env_dir,
+    fsync_dir,
+    load_info,
+    paths_for,
+    write_json_atomic,
+)
+from dumpload.backup.frames import COMPLETED, FrameWriter, SectionSplitter
+from dumpload.config import Config, DatabaseConfig
+from dumpload.db import Session, connect, session
+from dumpload.errors import BackupError, DumpLoadError, ToolError
+from dumpload.logs import now_stamp, record_backup, record_metrics
+
+log = logging.getLogger(__name__)
+
+READ_SIZE = 1 << 20
+_F_SETPIPE_SZ = 1031  # Linux: a bigger pipe means fewer, larger reads from the dump tool
+
+ProgressFn = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """What the backup will hold: base tables and views, in dump order."""
+
+    tables: list[str]
+    views: list[str]
+    whole_database: bool
+
+
+@dataclass
+class _Attempt:
+    """One backup attempt's files and bookkeeping, for success and for cleanup."""
+
+    id: str
+    final: Path
+    manifest: Path
+    partial: Path
+    lock_fh: IO[bytes]
+    started: datetime = field(default_factory=lambda: datetime.now(UTC))
+    t0: float = field(default_factory=time.monotonic)
+
+
+def create_backup(config: Config, env: DatabaseConfig, tables: Sequence[str] | None = None, *,
+                  label: str | None = None, run_id: str | None = None,
+                  progress: ProgressFn | None = None) -> BackupInfo:
+    """Back up `tables` of `env` (None: the whole database incl. views, triggers, routines).
+
+    An empty `tables` list is refused (`BackupError`): callers with nothing to back up
+    skip the call. Returns the new backup; raises `BackupError` (exit 7) on any failure,
+    leaving no final file and a `failed` line in `backup_history.log`.
+    """
+    if tables is not None and len(tables) == 0:
+        raise BackupError(f"nothing to back up in {env.name!r}: the table list is empty",
+                          hint="pass tables=None for the whole database")
+    folder = env_dir(config, env.name)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BackupError(f"cannot create backup folder {folder}: {exc.strerror}") from None
+    remove_abandoned(config, env)
+    attempt = _reserve(folder, env.database, clean_label(label))
+    event: dict[str, Any] = {"event": "create", "id": attempt.id, "env": env.name,
+                             "database": env.database, "label": clean_label(label),
+                             "run_id": run_id}
+    try:
+        info = _run(config, env, tables, attempt, event, progress)
+    except BaseException as exc:
+        _fail(config, attempt, event, exc)
+        if isinstance(exc, DumpLoadError) and not isinstance(exc, BackupError):
+            raise BackupError(f"backup of {env.name!r} failed: {exc.message}",
+                              hint=exc.hint) from exc
+        if isinstance(exc, OSError):
+            raise BackupError(f"backup of {env.name!r} failed writing {attempt.partial}: "
+                              f"{exc.strerror or exc}",
+                              hint="check free space and limits on the backup folder") from exc
+        raise
+    finally:
+        attempt.lock_fh.close()
+    return info
+
+
+def _reserve(folder: Path, database: str, label: str | None) -> _Attempt:
+    """Claim a new id: the partial file is created exclusively and locked for our lifetime.
+
+    Two backups in the same second get `_2`, `_3`... at the end of the id.
+    """
+    stamp = now_stamp()
+    for n in range(1, 1000):
+        id_ = backup_id(database, stamp, label, n)
+        final, manifest, partial = paths_for(folder, id_)
+        if final.exists() or manifest.exists():
+            continue
+        try:
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            continue
+        fh = os.fdopen(fd, "wb")
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return _Attempt(id_, final, manifest, partial, fh)
+    raise BackupError(f"cannot find a free backup name in {folder} for {stamp}")
+
+
+def remove_abandoned(config: Config, env: DatabaseConfig) -> list[str]:
+    """Delete partial files no live process holds (their writer was killed); log each."""
+    folder = env_dir(config, env.name)
+    removed = []
+    for partial in sorted(folder.glob(f".*{PARTIAL_SUFFIX}")):
+        try:
+            with partial.open("rb") as fh:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                partial.unlink()
+        except BlockingIOError:
+            continue  # another backup is writing it right now
+        except OSError:
+            continue
+        id_ = partial.name[1: -len(PARTIAL_SUFFIX)]
+        removed.append(id_)
+        log.warning("removed abandoned partial backup %s", partial)
+        record_backup(config.settings.log_dir, {
+            "event": "create", "status": STATUS_FAILED, "id": id_, "env": env.name,
+            "database": env.database,
+            "error": "abandoned: the process writing it stopped before finishing"})
+    return removed
+
+
+def _run(config: Config, env: DatabaseConfig, tables: Sequence[str] | None, attempt: _Attempt,
+         event: dict[str, Any], progress: ProgressFn | None) -> BackupInfo:
+    settings = config.settings
+    with session(env, settings) as s:
+        server = s.server
+        inventory = _inventory(s, tables)
+    event["tables"] = inventory.tables + inventory.views
+    binary = tools.find_binary("dump", server.flavor)
+    counter = connect(env, settings)
+    try:
+        counter.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        counter.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+        with ThreadPoolExecutor(1, thread_name_prefix="backup-count") as pool:
+            with tools.defaults_file(env, binary) as defaults:
+                argv = dump_argv(binary, defaults, env, inventory)
+                counts = pool.submit(_count_rows, counter, inventory.tables)
+                frames, raw, sha = _stream(argv, binary, env, attempt, settings.compression_level,
+                                           progress)
+            rows = _result(counts, env)
+    finally:
+        counter.close()
+    _check_sections(env, inventory, frames)
+    os.replace(attempt.partial, attempt.final)
+    fsync_dir(attempt.final.parent)
+    manifest = _manifest(env, attempt, inventory, rows, frames, raw, sha, server, binary, event)
+    write_json_atomic(attempt.manifest, manifest)
+    seconds = round(time.monotonic() - attempt.t0, 3)
+    record_backup(settings.log_dir, {**event, "status": STATUS_OK, "path": str(attempt.final),
+                                     "compressed_bytes": manifest["compressed_bytes"],
+                                     "uncompressed_bytes": raw, "seconds": seconds})
+    record_metrics(settings.log_dir, {"step": "backup", "env": env.name, "id": attempt.id,
+                                      "run_id": event.get("run_id"), "seconds": seconds,
+                                      "uncompressed_bytes": raw,
+                                      "compressed_bytes": manifest["compressed_bytes"]})
+    log.info("backup %s of %s written: %s (%d tables, %d bytes)", attempt.id, env.name,
+             attempt.final, len(inventory.tables), manifest["compressed_bytes"])
+    return load_info(attempt.final, env.name)
+
+
+def _inventory(s: Session, tables: Sequence[str] | None) -> Inventory:
+    rows = s.query("SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES "
+                   "WHERE TABLE_SCHEMA = %s ORDER BY TABLE_NAME", (s.env.database,))
+    kinds = {r[0]: r[1] for r in rows}
+    names = list(kinds) if tables is None else list(dict.fromkeys(tables))
+    missing = [n for n in names if n not in kinds]
+    if missing:
+        raise BackupError(f"cannot back up {s.env.name!r}: no table {', '.join(map(repr, missing))}"
+                          f" in database {s.env.database!r}",
+                          hint="`dumpload tables --env NAME` lists the tables")
+    return Inventory([n for n in names if kinds[n] != "VIEW"],
+                     [n for n in names if kinds[n] == "VIEW"], tables is None)
+
+
+def dump_argv(binary: tools.Binary, defaults: Path, env: DatabaseConfig,
+              inventory: Inventory) -> list[str]:
+    """The dump tool's argv: consistent snapshot, exact bytes, section comments kept."""
+    argv = tools.base_argv(binary, defaults) + [
+        "--single-transaction", "--quick", "--hex-blob", "--triggers", "--no-tablespaces",
+        "--comments", "--add-drop-table", "--tz-utc", "--max-allowed-packet=1G",
+        "--routines" if inventory.whole_database else "--skip-routines",
+        *tools.dump_flavor_args(binary), env.database,
+    ]
+    if not inventory.whole_database:
+        argv += inventory.tables + inventory.views
+    return argv
+
+
+def _stream(argv: list[str], binary: tools.Binary, env: DatabaseConfig, attempt: _Attempt,
+            level: int, progress: ProgressFn | None) -> tuple[list[Frame], int, str]:
+    """Run the dump into the partial file; return (frames, uncompressed bytes, sha256)."""
+    fh = attempt.lock_fh
+    writer = FrameWriter(fh, level)
+    splitter = SectionSplitter(writer.write, writer.section)
+    with tools.Process(argv, what=f"{binary.name} of {env.name}") as proc:
+        fd = proc.stdout.fileno()
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(fd, _F_SETPIPE_SZ, READ_SIZE)
+        while chunk := os.read(fd, READ_SIZE):
+            splitter.feed(chunk)
+            if progress:
+                progress(writer.raw_total)
+        splitter.close()
+        frames = writer.finish()
+        try:
+            proc.check()
+        except ToolError as exc:
+            raise BackupError(f"backup of {env.name!r} failed: {exc.message}",
+                              hint="see the tool's message above; nothing was kept") from None
+    fh.flush()
+    os.fsync(fh.fileno())
+    if not splitter.footer_seen or COMPLETED not in splitter.tail:
+        raise BackupError(f"backup of {env.name!r} failed: the dump ended without its "
+                          "'-- Dump completed' footer (truncated output)")
+    return frames, writer.raw_total, writer.out.sha256.hexdigest()
+
+
+def _count_rows(s: Session, tables: Sequence[str]) -> dict[str, int]:
+    out = {}
+    for t in tables:
+        out[t] = int(s.scalar(f"SELECT COUNT(*) FROM {quote_name(t)}"))
+    s.execute("COMMIT")
+    return out
+
+
+def _result(future: Future[dict[str, int]], env: DatabaseConfig) -> dict[str, int]:
+    try:
+        return future.result()
+    except DumpLoadError:
+        raise
+    except Exception as exc:  # a lost connection while counting: the backup is not trusted
+        raise BackupError(f"counting rows in {env.name!r} failed: {exc}") from exc
+
+
+def quote_name(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _check_sections(env: DatabaseConfig, inventory: Inventory, frames: list[Frame]) -> None:
+    seen = {f.name for f in frames if f.kind in ("table", "view")}
+    lost = [t for t in inventory.tables + inventory.views if t not in seen]
+    if lost:
+        raise BackupError(f"backup of {env.name!r} failed: the dump has no section for "
+                          f"{', '.join(map(repr, lost))}")
+    if not frames or frames[-1].kind != "footer":
+        raise BackupError(f"backup of {env.name!r} failed: the dump has no footer")
+
+
+def _manifest(env: DatabaseConfig, attempt: _Attempt, inventory: Inventory,
+              rows: dict[str, int], frames: list[Frame], raw: int, sha: str, server: Any,
+              binary: tools.Binary, event: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "format": MANIFEST_FORMAT, "id": attempt.id, "file": attempt.final.name,
+        "status": STATUS_OK, "env": env.name, "database": env.database,
+        "host": env.address, "label": event.get("label"), "run_id": event.get("run_id"),
+        "started_at": attempt.started.isoformat(timespec="seconds"),
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "seconds": round(time.monotonic() - attempt.t0, 3),
+        "whole_database": inventory.whole_database,
+        "tables": inventory.tables, "views": inventory.views, "rows": rows,
+        "uncompressed_bytes": raw, "compressed_bytes": attempt.final.stat().st_size,
+        "sha256": sha, "compression": "zstd",
+        "server": {"flavor": server.flavor, "version": server.version_string},
+        "dump_tool": {"name": binary.name, "version": binary.short_version},
+        "tool_version": f"dumpload {__version__}",
+        "frames": [f.to_json() for f in frames],
+    }
+
+
+def _fail(config: Config, attempt: _Attempt, event: dict[str, Any], exc: BaseException) -> None:
+    with contextlib.suppress(OSError):
+        attempt.partial.unlink()
+    with contextlib.suppress(OSError):
+        attempt.final.unlink()  # renamed but no manifest yet: not a backup either
+    reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else (
+        getattr(exc, "message", None) or str(exc) or type(exc).__name__)
+    log.error("backup %s of %s failed: %s", attempt.id, event["env"], reason)
+    with contextlib.suppress(OSError):  # a full disk may refuse even this line
+        record_backup(config.settings.log_dir, {
+            **event, "status": STATUS_FAILED, "error": " ".join(str(reason).split()),
+            "seconds": round(time.monotonic() - attempt.t0, 3)})

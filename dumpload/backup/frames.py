@@ -1,0 +1,190 @@
+"""Cut a dump stream into sections and write each as its own zstd frame.
+
+The dump tools mark every section with a comment block at the start of a line
+(`--\\n-- Table structure for table \\`t\\`\\n--`), and data lines never start with one:
+the tools escape newlines inside values. So a `bytes.find` for `\\n--\\n-- ` finds every
+boundary without decoding a row. Each section becomes one zstd frame and its offset and
+length go into the manifest; a concatenation of frames is still one valid `.zst` file
+for `zstd -dc`, and restoring one table needs only the header, that table's frames and
+the footer.
+
+The first line newer `mariadb-dump`s write (`/*M!999999\\- enable the sandbox mode */`)
+is dropped: MySQL's client and older MariaDB clients reject it, and the file must
+restore by hand with either.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import IO
+
+import zstandard
+
+from dumpload.backup.files import Frame
+
+_BOUNDARY = b"\n--\n-- "
+# Where the footer starts: the first statement that undoes the header's settings.
+_FOOTER = b"\n/*!40103 SET TIME_ZONE=@OLD_TIME_ZONE */;"
+_HOLD = len(_FOOTER) + 8     # bytes kept back: a marker may straddle two reads
+_SECTIONS = (
+    (b"-- Table structure for table `", "table"),
+    (b"-- Temporary table structure for view `", "view"),
+    (b"-- Temporary view structure for view `", "view"),
+    (b"-- Final view structure for view `", "view_final"),
+    (b"-- Dumping routines for database ", "routines"),
+    (b"-- Dumping events for database ", "events"),
+)
+COMPLETED = b"\n-- Dump completed"
+
+
+def classify(line: bytes) -> tuple[str, str | None] | None:
+    """(kind, name) for a section comment line, None for any other comment."""
+    for prefix, kind in _SECTIONS:
+        if line.startswith(prefix):
+            if kind in ("routines", "events"):
+                return kind, None
+            inner = line[len(prefix):].rstrip(b"\r ")
+            if inner.endswith(b"`"):
+                inner = inner[:-1]
+            return kind, inner.replace(b"``", b"`").decode("utf-8", "replace")
+    return None
+
+
+def is_sandbox_line(line: bytes) -> bool:
+    return line.startswith(b"/*") and b"enable the sandbox mode" in line
+
+
+class SectionSplitter:
+    """Feed dump bytes; calls `on_bytes(data)` and `on_section(kind, name)` in stream order."""
+
+    def __init__(self, on_bytes: Callable[[bytes], None],
+                 on_section: Callable[[str, str | None], None]) -> None:
+        self._on_bytes = on_bytes
+        self._on_section = on_section
+        self._pending = b""
+        self._first_line_done = False
+        self.footer_seen = False
+        self.tail = b""  # the last bytes of the stream, for the completion check
+
+    def feed(self, chunk: bytes) -> None:
+        data = self._pending + chunk if self._pending else chunk
+        if not self._first_line_done:
+            data = self._strip_first_line(data)
+            if data is None:
+                return
+        start, limit = (0, len(data)) if self.footer_seen else self._scan(data)
+        hold = len(data) if self.footer_seen else min(limit, max(start, len(data) - _HOLD))
+        if hold > start:
+            self._emit(data[start:hold])
+        self._pending = data[hold:]
+
+    def close(self) -> None:
+        if not self._first_line_done:
+            self._first_line_done = True
+        if self._pending:
+            self._emit(self._pending)
+            self._pending = b""
+
+    def _strip_first_line(self, data: bytes) -> bytes | None:
+        eol = data.find(b"\n")
+        if eol < 0 and len(data) < 4096:
+            self._pending = data
+            return None
+        self._first_line_done = True
+        if eol >= 0 and is_sandbox_line(data[:eol]):
+            return data[eol + 1:]
+        return data
+
+    def _scan(self, data: bytes) -> tuple[int, int]:
+        """Act on every complete boundary in `data`.
+
+        Returns (where unsent bytes begin, how far bytes may be sent): a marker line not
+        yet complete must wait for the next read.
+        """
+        start = search = 0
+        footer = data.find(_FOOTER)
+        while True:
+            b = data.find(_BOUNDARY, search)
+            if footer >= 0 and (b < 0 or footer < b):
+                self._cut(data, start, footer + 1, "footer", None)
+                return footer + 1, len(data)
+            if b < 0:
+                return start, len(data)
+            eol = data.find(b"\n", b + len(_BOUNDARY))
+            if eol < 0:
+                return start, b
+            section = classify(data[b + 4:eol])
+            if section is not None:
+                self._cut(data, start, b + 1, *section)
+                start = b + 1
+            search = eol
+
+    def _cut(self, data: bytes, start: int, at: int, kind: str, name: str | None) -> None:
+        if at > start:
+            self._emit(data[start:at])
+        self._on_section(kind, name)
+        if kind == "footer":
+            self.footer_seen = True
+
+    def _emit(self, data: bytes) -> None:
+        if data:
+            self.tail = (self.tail + data)[-256:] if len(data) < 256 else data[-256:]
+            self._on_bytes(data)
+
+
+class HashingFile:
+    """A write-only file wrapper that counts and hashes what goes through it."""
+
+    def __init__(self, fh: IO[bytes]) -> None:
+        self.fh = fh
+        self.sha256 = hashlib.sha256()
+        self.position = 0
+
+    def write(self, data: bytes) -> int:
+        self.fh.write(data)
+        self.sha256.update(data)
+        self.position += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        self.fh.flush()
+
+
+class FrameWriter:
+    """Compress sections into one zstd frame each and remember where each frame lies."""
+
+    def __init__(self, fh: IO[bytes], level: int, threads: int = -1) -> None:
+        self.out = HashingFile(fh)
+        cctx = zstandard.ZstdCompressor(level=level, threads=threads, write_checksum=True)
+        self._writer = cctx.stream_writer(self.out, closefd=False, write_return_read=True)
+        self.frames: list[Frame] = []
+        self.raw_total = 0
+        self._kind, self._name = "header", None
+        self._raw = 0
+        self._offset = 0
+
+    def write(self, data: bytes) -> None:
+        self._writer.write(data)
+        self._raw += len(data)
+        self.raw_total += len(data)
+
+    def section(self, kind: str, name: str | None) -> None:
+        """End the current frame (if it holds anything) and start one for a new section."""
+        self._end_frame()
+        self._kind, self._name = kind, name
+
+    def finish(self) -> list[Frame]:
+        self._end_frame()
+        self._writer.flush(zstandard.FLUSH_FRAME)
+        self.out.flush()
+        return self.frames
+
+    def _end_frame(self) -> None:
+        if self._raw == 0:
+            return
+        self._writer.flush(zstandard.FLUSH_FRAME)
+        end = self.out.position
+        self.frames.append(Frame(self._kind, self._name, self._offset, end - self._offset,
+                                 self._raw))
+        self._offset, self._raw = end, 0
