@@ -1,0 +1,159 @@
+"""The run journal of `sync`: which steps and tables a run finished, and what it changed.
+
+One JSON file per run under `<log_dir>/runs/<run_id>.json`, rewritten atomically after
+every step. It serves three purposes:
+- resume: a rerun after Ctrl-C, SIGKILL or a lost server continues the unfinished run of
+  the same source → target (same run id, same pre-change backup) instead of starting over;
+- rollback: it names the pre-change backups and the tables the run changed or created;
+- a lock: a journal whose process is still alive means another sync is running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from dumpload.errors import UsageError
+
+RUNNING, FAILED, DONE, NOTHING = "running", "failed", "done", "nothing-to-do"
+UNFINISHED = (RUNNING, FAILED)
+
+
+@dataclass
+class Journal:
+    run_id: str
+    source: str
+    target: str
+    database: str
+    path: Path
+    status: str = RUNNING
+    pid: int = field(default_factory=os.getpid)
+    started: str = field(default_factory=lambda: _now())
+    updated: str = ""
+    steps: dict[str, dict[str, Any]] = field(default_factory=dict)
+    backups: list[str] = field(default_factory=list)
+    backed_up_tables: list[str] = field(default_factory=list)
+    tables_created: list[str] = field(default_factory=list)
+    tables_altered: list[str] = field(default_factory=list)
+    tables_copied: list[str] = field(default_factory=list)
+    resumed_times: int = 0
+    failure: dict[str, Any] | None = None
+
+    @property
+    def changed_tables(self) -> list[str]:
+        """Tables whose target state this run changed (created ones included), in order."""
+        seen: dict[str, None] = {}
+        for name in (*self.tables_created, *self.tables_altered, *self.tables_copied):
+            seen.setdefault(name, None)
+        return list(seen)
+
+    def step_done(self, step: str) -> bool:
+        return self.steps.get(step, {}).get("status") == DONE
+
+    def mark_step(self, step: str, status: str, **details: Any) -> None:
+        self.steps[step] = {"status": status, **details}
+        self.save()
+
+    def add_unique(self, attr: str, names: list[str]) -> None:
+        current: list[str] = getattr(self, attr)
+        current.extend(n for n in names if n not in current)
+        self.save()
+
+    def finish(self, status: str, failure: dict[str, Any] | None = None) -> None:
+        self.status, self.failure = status, failure
+        self.save()
+
+    def save(self) -> None:
+        """Write atomically: a crash mid-write must never leave a broken journal."""
+        self.updated = _now()
+        doc = asdict(self)
+        doc["path"] = str(self.path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".json.tmp")
+        with tmp.open("w", encoding="utf-8") as fh:
+            json.dump(doc, fh, indent=2)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def runs_dir(log_dir: Path) -> Path:
+    return log_dir / "runs"
+
+
+def load(path: Path) -> Journal:
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    doc["path"] = path
+    return Journal(**doc)
+
+
+def all_journals(log_dir: Path) -> list[Journal]:
+    """Every journal, oldest first (run ids are timestamps, so names sort by time)."""
+    folder = runs_dir(log_dir)
+    if not folder.is_dir():
+        return []
+    out = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            out.append(load(path))
+        except (OSError, ValueError, TypeError):
+            continue  # a foreign or damaged file is not a run of ours
+    return out
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def begin(log_dir: Path, run_id: str, source: str, target: str, database: str) -> Journal:
+    """Resume the unfinished run of source → target if there is one, else start `run_id`.
+
+    Refuses when another sync into the same target is still running.
+    """
+    for journal in reversed(all_journals(log_dir)):
+        if journal.target != target or journal.database != database:
+            continue
+        if journal.status == RUNNING and _alive(journal.pid):
+            raise UsageError(f"another sync into {target!r} is running (run {journal.run_id}, "
+                             f"pid {journal.pid})", hint="wait for it to finish")
+        if journal.status in UNFINISHED and journal.source == source:
+            journal.status, journal.pid = RUNNING, os.getpid()
+            journal.resumed_times += 1
+            journal.failure = None
+            journal.save()
+            return journal
+        break  # the latest run into this target finished: start afresh
+    journal = Journal(run_id, source, target, database, runs_dir(log_dir) / f"{run_id}.json")
+    journal.save()
+    return journal
+
+
+def find(log_dir: Path, run_id: str | None, target: str | None = None) -> Journal:
+    """The journal of `run_id`, or the newest run that changed something (for rollback)."""
+    journals = all_journals(log_dir)
+    if run_id:
+        for journal in journals:
+            if journal.run_id == run_id:
+                return journal
+        raise UsageError(f"no sync run {run_id!r} in {runs_dir(log_dir)}",
+                         hint="list runs with: ls " + str(runs_dir(log_dir)))
+    for journal in reversed(journals):
+        if journal.changed_tables and (target is None or journal.target == target):
+            return journal
+    raise UsageError(f"no sync run with changes found in {runs_dir(log_dir)}")
