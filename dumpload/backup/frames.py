@@ -176,7 +176,6 @@ class FrameWriter:
 
     def finish(self) -> list[Frame]:
         self._end_frame()
-        self._writer.flush(zstandard.FLUSH_FRAME)
         self.out.flush()
         return self.frames
 
