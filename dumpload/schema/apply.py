@@ -1,0 +1,96 @@
+"""Plan against live servers and apply a plan to the target.
+
+`plan_structure` reads both schemas and diffs them (reads only). `apply_plan` executes a
+plan's steps in order on the target session; it is the only writer in this package.
+
+Session settings while applying:
+- `foreign_key_checks=0`: tables with FKs to each other can be created in any order,
+  a column that a foreign key uses can be changed while its FKs are dropped and re-added,
+  and re-adding an FK does not re-scan the child table (the data step replaces rows anyway).
+- a strict `sql_mode` (STRICT_ALL_TABLES): an ALTER that would truncate or convert existing
+  values (a narrowing the user allowed with --allow-unsafe, NULLs into NOT NULL) fails with
+  the server's error instead of silently changing rows. The user fixes the rows and reruns.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+import pymysql
+
+from dumpload.db import Session
+from dumpload.errors import StructureError
+from dumpload.schema.diff import diff
+from dumpload.schema.inspect import load_schema
+from dumpload.schema.plan import Plan, Step
+
+log = logging.getLogger(__name__)
+
+APPLY_SQL_MODE = "STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION"
+
+
+def plan_structure(source_session: Session, target_session: Session,
+                   include: Sequence[str] = ("*",), exclude: Sequence[str] = (), *,
+                   allow_unsafe: bool = False, keep_definer: bool = False) -> Plan:
+    """Inspect both databases and return the plan that makes the target like the source."""
+    source = load_schema(source_session, include, exclude)
+    target = load_schema(target_session, include, exclude)
+    return diff(source, target, allow_unsafe=allow_unsafe, keep_definer=keep_definer)
+
+
+def apply_plan(session: Session, plan: Plan,
+               on_statement: Callable[[str], None] | None = None) -> int:
+    """Execute the plan's statements on the target; returns how many ran.
+
+    Refuses (StructureError, nothing written) when the plan has unsafe changes and was not
+    built with allow_unsafe. `on_statement(sql)` is called before each statement.
+    """
+    if plan.unsafe and not plan.allow_unsafe:
+        raise StructureError(
+            f"{len(plan.unsafe)} unsafe change(s) in the plan for {session.env.name}; "
+            "nothing was changed:\n" + "\n".join(
+                f"  {c.table}: {c.summary}" for c in plan.unsafe),
+            hint="review them, then rerun with --allow-unsafe to apply them")
+    done = 0
+    saved = session.query("SELECT @@SESSION.sql_mode, @@SESSION.foreign_key_checks")[0]
+    session.execute(f"SET SESSION foreign_key_checks=0, sql_mode='{APPLY_SQL_MODE}'")
+    try:
+        for step in plan.steps:
+            for sql in step.all_sql:
+                done += 1
+                if on_statement:
+                    on_statement(sql)
+                _execute(session, step, sql)
+    finally:
+        session.execute("SET SESSION sql_mode=%s, foreign_key_checks=%s", saved)
+    return done
+
+
+def _execute(session: Session, step: Step, sql: str) -> None:
+    log.info("structure: %s", sql)
+    try:
+        if step.sql_mode is not None:
+            session.execute("SET SESSION sql_mode=%s", (step.sql_mode,))
+        session.execute(sql)
+    except pymysql.err.MySQLError as exc:
+        code = exc.args[0] if exc.args else "?"
+        detail = exc.args[1] if len(exc.args) > 1 else str(exc)
+        raise StructureError(
+            f"{session.env.name}: {step.phase.replace('_', ' ')} of {step.table!r} failed "
+            f"(error {code}: {detail})\n  statement: {sql}",
+            hint=_hint(code)) from None
+    finally:
+        if step.sql_mode is not None:
+            session.execute(f"SET SESSION sql_mode='{APPLY_SQL_MODE}'")
+
+
+def _hint(code: object) -> str:
+    if code in (1265, 1264, 1406, 1366, 1292, 1138, 1263):
+        return ("existing rows do not fit the new definition; fix or delete them on the "
+                "target (or change the source), then rerun")
+    if code in (1062, 1586):
+        return "existing rows hold duplicates for the new unique key; remove them, then rerun"
+    if code in (1142, 1044, 1227):
+        return "the target account lacks a privilege needed for this change"
+    return "fix the cause above and rerun; statements before this one were applied"

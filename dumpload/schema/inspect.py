@@ -1,0 +1,152 @@
+"""Read a schema from the catalog into the model: a handful of whole-schema queries.
+
+One query per object kind over the whole schema (never per table), so that inspecting
+hundreds of tables takes a few round trips. `SHOW CREATE TABLE` is read only where the
+catalog is lossy (MySQL expression defaults). Reads only; never writes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from importlib import resources
+from typing import Any
+
+from dumpload.config import select_tables
+from dumpload.db import Session
+from dumpload.schema import flavor as fl
+from dumpload.schema.model import Check, Schema, Table, Trigger, View, quote
+
+log = logging.getLogger(__name__)
+
+Rows = list[dict[str, Any]]
+QUERIES = ("tables", "columns", "indexes", "foreign_keys", "checks", "views", "triggers")
+
+
+def query_text(name: str) -> str:
+    return resources.files("dumpload.schema").joinpath("sql", f"{name}.sql").read_text()
+
+
+def load_schema(session: Session, include: Sequence[str] = ("*",),
+                exclude: Sequence[str] = ()) -> Schema:
+    """The tables, views and triggers of the session's database selected by the globs."""
+    database = session.env.database
+    flavor = session.server.flavor
+    rows: dict[str, Rows] = {}
+    for name in QUERIES:
+        file = f"checks_{flavor}" if name == "checks" else name
+        rows[name] = session.query_dicts(query_text(file), (database,))
+    rows["show_create"] = _show_create_rows(session, rows["columns"], flavor)
+    return build_schema(database, flavor, session.server.version, rows, include, exclude)
+
+
+def _show_create_rows(session: Session, columns: Rows, flavor: str) -> Rows:
+    by_table: dict[str, Rows] = {}
+    for row in columns:
+        by_table.setdefault(fl.text(fl.get(row, "TABLE_NAME")) or "", []).append(row)
+    out = []
+    for table, cols in by_table.items():
+        if fl.needs_show_create(cols, flavor):
+            ddl = session.query(f"SHOW CREATE TABLE {quote(table)}")[0][1]
+            out.append({"TABLE_NAME": table, "CREATE": ddl})
+    return out
+
+
+def build_schema(database: str, flavor: str, version: tuple[int, int, int],
+                 rows: Mapping[str, Rows], include: Sequence[str] = ("*",),
+                 exclude: Sequence[str] = ()) -> Schema:
+    """The model from literal catalog rows (pure; unit tests feed MySQL rows here)."""
+    kinds = {fl.text(fl.get(r, "TABLE_NAME")): (fl.text(fl.get(r, "TABLE_TYPE")) or "")
+             for r in rows.get("tables", [])}
+    selected = set(select_tables(sorted(k for k in kinds if k), include, exclude))
+    base = {n for n in selected if "VIEW" not in kinds[n]}
+    tables = _tables(database, flavor, rows, base)
+    views = {v.name: v for v in _views(database, rows.get("views", [])) if v.name in selected}
+    triggers = {t.name: t for t in _triggers(rows.get("triggers", [])) if t.table in base}
+    return Schema(database, flavor, tuple(version), tables, views, triggers)  # type: ignore
+
+
+def _group(rows: Iterable[Mapping[str, Any]], names: set[str]) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    for row in rows:
+        table = fl.text(fl.get(row, "TABLE_NAME")) or ""
+        if table in names:
+            out.setdefault(table, []).append(row)
+    return out
+
+
+def _tables(database: str, flavor: str, rows: Mapping[str, Rows],
+            names: set[str]) -> dict[str, Table]:
+    columns = _group(rows.get("columns", []), names)
+    indexes = _group(rows.get("indexes", []), names)
+    fks = _group(rows.get("foreign_keys", []), names)
+    checks = _group(rows.get("checks", []), names)
+    creates = {r["TABLE_NAME"]: r["CREATE"] for r in rows.get("show_create", [])}
+    out = {}
+    for row in rows.get("tables", []):
+        name = fl.text(fl.get(row, "TABLE_NAME")) or ""
+        if name not in names:
+            continue
+        col_checks = {fl.text(fl.get(c, "CONSTRAINT_NAME")) or "":
+                      fl.check_from_row(c, flavor).clause
+                      for c in checks.get(name, []) if fl.is_column_check(c)}
+        cols = [fl.column_from_row(c, flavor, col_checks) for c in columns.get(name, [])]
+        if name in creates:
+            cols = _apply_show_create(cols, creates[name])
+        table_checks = [fl.check_from_row(c, flavor) for c in checks.get(name, [])
+                        if not fl.is_column_check(c)]
+        out[name] = _table(database, flavor, row, cols, indexes.get(name, []),
+                           fks.get(name, []), table_checks)
+    return out
+
+
+def _apply_show_create(cols: list[Any], ddl: str) -> list[Any]:
+    from dataclasses import replace
+    exprs = fl.show_create_defaults(ddl)
+    return [replace(c, default=fl.normalize_expression(exprs[c.name]))
+            if c.name in exprs else c for c in cols]
+
+
+def _table(database: str, flavor: str, row: Mapping[str, Any], cols: list[Any],
+           index_rows: list[Any], fk_rows: list[Any], checks: list[Check]) -> Table:
+    indexes = fl.indexes_from_rows(index_rows, flavor)
+    indexes = tuple(sorted(indexes, key=lambda i: (i.kind != "PRIMARY", i.name)))
+    by_fk: dict[str, list[Any]] = {}
+    for r in fk_rows:
+        by_fk.setdefault(fl.text(fl.get(r, "CONSTRAINT_NAME")) or "", []).append(r)
+    fks = tuple(sorted((fl.foreign_key_from_rows(n, rs, database) for n, rs in by_fk.items()),
+                       key=lambda f: f.name))
+    collation = fl.collation_name(fl.text(fl.get(row, "TABLE_COLLATION")))
+    raw_options = fl.text(fl.get(row, "CREATE_OPTIONS")) or ""
+    return Table(
+        name=fl.text(fl.get(row, "TABLE_NAME")) or "", columns=tuple(cols), indexes=indexes,
+        foreign_keys=fks, checks=tuple(sorted(checks, key=lambda c: c.name)),
+        engine=fl.text(fl.get(row, "ENGINE")), charset=fl.charset_of(collation),
+        collation=collation, comment=fl.text(fl.get(row, "TABLE_COMMENT")) or "",
+        options=fl.parse_create_options(raw_options),
+        partitioned="partitioned" in raw_options.lower())
+
+
+def _views(database: str, rows: Rows) -> list[View]:
+    out = []
+    for r in rows:
+        out.append(View(
+            name=fl.text(fl.get(r, "TABLE_NAME")) or "",
+            definition=fl.strip_schema(fl.text(fl.get(r, "VIEW_DEFINITION")) or "", database),
+            check_option=(fl.text(fl.get(r, "CHECK_OPTION")) or "NONE").upper(),
+            security=(fl.text(fl.get(r, "SECURITY_TYPE")) or "DEFINER").upper(),
+            algorithm=(fl.text(fl.get(r, "ALGORITHM")) or "UNDEFINED").upper(),
+            definer=fl.text(fl.get(r, "DEFINER")) or ""))
+    return out
+
+
+def _triggers(rows: Rows) -> list[Trigger]:
+    return [Trigger(
+        name=fl.text(fl.get(r, "TRIGGER_NAME")) or "",
+        table=fl.text(fl.get(r, "EVENT_OBJECT_TABLE")) or "",
+        timing=(fl.text(fl.get(r, "ACTION_TIMING")) or "").upper(),
+        event=(fl.text(fl.get(r, "EVENT_MANIPULATION")) or "").upper(),
+        statement=fl.text(fl.get(r, "ACTION_STATEMENT")) or "",
+        order=int(fl.get(r, "ACTION_ORDER") or 1),
+        definer=fl.text(fl.get(r, "DEFINER")) or "",
+        sql_mode=fl.text(fl.get(r, "SQL_MODE")) or "") for r in rows]

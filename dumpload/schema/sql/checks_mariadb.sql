@@ -1,0 +1,4 @@
+-- MariaDB: CHECK_CONSTRAINTS carries TABLE_NAME and (10.5+) LEVEL = Column/Table.
+SELECT *
+FROM information_schema.CHECK_CONSTRAINTS
+WHERE CONSTRAINT_SCHEMA = %s

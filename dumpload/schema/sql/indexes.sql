@@ -1,0 +1,5 @@
+-- Every index part of one schema (MariaDB has IGNORED, MySQL IS_VISIBLE and EXPRESSION).
+SELECT *
+FROM information_schema.STATISTICS
+WHERE TABLE_SCHEMA = %s
+ORDER BY TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX
