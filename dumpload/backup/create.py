@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import logging
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -43,7 +46,7 @@ from dumpload.backup.frames import COMPLETED, FrameWriter, SectionSplitter
 from dumpload.config import Config, DatabaseConfig
 from dumpload.db import Session, connect, session
 from dumpload.errors import BackupError, DumpLoadError, ToolError
-from dumpload.logs import now_stamp, record_backup, record_metrics
+from dumpload.logs import BACKUP_HISTORY, now_stamp, record_backup, record_metrics
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +100,13 @@ def create_backup(config: Config, env: DatabaseConfig, tables: Sequence[str] | N
     event: dict[str, Any] = {"event": "create", "id": attempt.id, "env": env.name,
                              "database": env.database, "label": clean_label(label),
                              "run_id": run_id}
+    guard = _Guardian(config, attempt, event)
     try:
         info = _run(config, env, tables, attempt, event, progress)
+        guard.release()
     except BaseException as exc:
         _fail(config, attempt, event, exc)
+        guard.release()
         if isinstance(exc, DumpLoadError) and not isinstance(exc, BackupError):
             raise BackupError(f"backup of {env.name!r} failed: {exc.message}",
                               hint=exc.hint) from exc
@@ -112,6 +118,50 @@ def create_backup(config: Config, env: DatabaseConfig, tables: Sequence[str] | N
     finally:
         attempt.lock_fh.close()
     return info
+
+
+# Runs in a tiny separate process: if dumpload dies (SIGKILL, OOM) mid-backup, its end of
+# the pipe closes without "done", and this removes the partial and logs the failure.
+_GUARDIAN = """
+import json, os, sys, datetime
+partial, final, manifest, history, event = sys.argv[1:6]
+if sys.stdin.buffer.read() != b"done":
+    for path in (partial, final):
+        if path == partial or not os.path.exists(manifest):
+            try: os.unlink(path)
+            except OSError: pass
+    doc = {"time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+           **json.loads(event), "status": "failed",
+           "error": "the dumpload process died before the backup finished"}
+    with open(history, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(doc) + chr(10))
+"""
+
+
+class _Guardian:
+    """Cleans up after a backup whose dumpload process is killed outright."""
+
+    def __init__(self, config: Config, attempt: _Attempt, event: dict[str, Any]) -> None:
+        history = config.settings.log_dir / BACKUP_HISTORY
+        self.proc: subprocess.Popen[bytes] | None = None
+        with contextlib.suppress(OSError):
+            history.parent.mkdir(parents=True, exist_ok=True)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-c", _GUARDIAN, str(attempt.partial),
+                 str(attempt.final), str(attempt.manifest), str(history), json.dumps(event)],
+                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True)  # a Ctrl-C to dumpload's group must not reach it
+
+    def release(self) -> None:
+        """We finished (well or not) and logged it ourselves: the guardian has nothing to do."""
+        if self.proc is None:
+            return
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(b"done")
+            self.proc.stdin.close()
+            self.proc.wait(5)
+        self.proc = None
 
 
 def _reserve(folder: Path, database: str, label: str | None) -> _Attempt:

@@ -91,16 +91,19 @@ def backup_create(app: App, env_name: str, tables: tuple[str, ...], label: str |
 
 
 def _expand_tables(app: App, env: Any, patterns: tuple[str, ...]) -> list[str]:
+    """Globs expanded against the env's tables; plain names pass through as given, so that
+    a missing one fails inside `create_backup` (exit 7, with a line in the history)."""
     with session(env, app.config.settings) as s:
         names = [r[0] for r in s.query(
             "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s "
             "ORDER BY TABLE_NAME", (env.database,))]
-    chosen = select_tables(names, patterns)
-    unmatched = [p for p in patterns if not select_tables(names, [p])]
+    globs = [p for p in patterns if any(c in p for c in "*?[")]
+    unmatched = [p for p in globs if not select_tables(names, [p])]
     if unmatched:
         raise BackupError(f"no table in {env.name!r} matches {', '.join(map(repr, unmatched))}",
                           hint="`dumpload tables --env NAME` lists the tables")
-    return chosen
+    chosen = select_tables(names, globs)
+    return list(dict.fromkeys(chosen + [p for p in patterns if p not in globs]))
 
 
 @backup.command("list")

@@ -1,0 +1,120 @@
+"""Backup logic without a server: retention arithmetic, section splitting, frame writing."""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime, timedelta
+
+import pytest
+import zstandard
+
+from dumpload.backup.files import backup_id, clean_label, parse_stamp
+from dumpload.backup.frames import FrameWriter, SectionSplitter, classify
+from dumpload.backup.retention import RetentionItem, plan_retention
+
+NOW = datetime(2024, 6, 30, 12, 0, 0)
+
+
+def item(name: str, days: float, good: bool = True) -> RetentionItem:
+    return RetentionItem(name, NOW - timedelta(days=days), good)
+
+
+def test_retention_days_and_max_together() -> None:
+    items = [item("g0", 0), item("g1", 1), item("g2", 2), item("g3", 3), item("g40", 40)]
+    # max 3: g3 goes (4th newest); 30 days: g40 goes too.
+    assert plan_retention(items, NOW, 30, 3) == ["g3", "g40"]
+
+
+def test_retention_never_deletes_newest_good() -> None:
+    items = [item("old_good", 100), item("newer_failed", 1, good=False)]
+    assert plan_retention(items, NOW, 30, 5) == []
+
+
+def test_retention_failed_ones_do_not_count_as_kept() -> None:
+    items = [item("f0", 0, False), item("f1", 0.5, False), item("g1", 1), item("g2", 2),
+             item("g3", 3), item("f4", 4, False)]
+    # max 2 good: g1, g2 kept; g3 goes; f4 older than the newest good goes;
+    # f0/f1 are newer than any good one and younger than 30 days: kept for now.
+    assert plan_retention(items, NOW, 30, 2) == ["g3", "f4"]
+
+
+def test_retention_zero_days_keeps_only_newest_good() -> None:
+    items = [item("g1", 1), item("g2", 2), item("f", 0.1, False)]
+    assert plan_retention(items, NOW, 0, 50) == ["f", "g2"]
+
+
+def test_retention_old_failed_goes_even_without_good() -> None:
+    items = [item("f_old", 60, False), item("f_new", 1, False)]
+    assert plan_retention(items, NOW, 30, 5) == ["f_old"]
+
+
+def test_ids_labels_and_stamps() -> None:
+    assert backup_id("shop", "20240101_120000", None) == "shop_20240101_120000"
+    assert backup_id("shop", "20240101_120000", "pre-restore", 2) == \
+        "shop_20240101_120000_pre-restore_2"
+    assert clean_label("nightly run/1") == "nightly-run-1"
+    assert clean_label("///") is None
+    assert parse_stamp("my_db_20240101_120000_x", "my_db") == datetime(2024, 1, 1, 12, 0, 0)
+    assert parse_stamp("20230505_000000_20240101_120000", "20230505_000000") == \
+        datetime(2024, 1, 1, 12, 0, 0)
+
+
+def test_classify_section_lines() -> None:
+    assert classify(b"-- Table structure for table `a``b c`") == ("table", "a`b c")
+    assert classify(b"-- Temporary view structure for view `v`") == ("view", "v")
+    assert classify(b"-- Final view structure for view `v`") == ("view_final", "v")
+    assert classify(b"-- Dumping routines for database 'x'") == ("routines", None)
+    assert classify(b"-- Dumping data for table `a`") is None
+
+
+DUMP = (b"/*M!999999\\- enable the sandbox mode */ \n-- MariaDB dump\n/*!40101 SET NAMES */;\n"
+        b"\n--\n-- Table structure for table `a`\n--\n\nCREATE TABLE a;\n"
+        b"--\n-- Dumping data for table `a`\n--\nINSERT INTO a VALUES (1,'x\\n--\\n-- T');\n"
+        b"\n--\n-- Table structure for table `b``q`\n--\n\nCREATE TABLE b;\n"
+        b"\n--\n-- Temporary table structure for view `v`\n--\nCREATE VIEW v;\n"
+        b"\n--\n-- Final view structure for view `v`\n--\nCREATE VIEW v2;\n"
+        b"/*!40103 SET TIME_ZONE=@OLD_TIME_ZONE */;\n\n-- Dump completed on 2024-01-01\n")
+
+
+def split(data: bytes, size: int) -> list[tuple[str, str | None, bytes]]:
+    sections: list[list] = [["header", None, b""]]
+    splitter = SectionSplitter(lambda b: sections[-1].__setitem__(2, sections[-1][2] + b),
+                               lambda k, n: sections.append([k, n, b""]))
+    for i in range(0, len(data), size):
+        splitter.feed(data[i:i + size])
+    splitter.close()
+    assert splitter.footer_seen
+    return [tuple(s) for s in sections]
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 7, 11, 64, 4096])
+def test_splitter_same_sections_whatever_the_read_size(size: int) -> None:
+    sections = split(DUMP, size)
+    assert [(k, n) for k, n, _ in sections] == [
+        ("header", None), ("table", "a"), ("table", "b`q"), ("view", "v"), ("view_final", "v"),
+        ("footer", None)]
+    joined = b"".join(s[2] for s in sections)
+    assert joined == DUMP[DUMP.index(b"\n") + 1:]  # everything but the sandbox line
+    assert sections[1][2].startswith(b"--\n-- Table structure for table `a`")
+    assert sections[-1][2].startswith(b"/*!40103 SET TIME_ZONE=@OLD_TIME_ZONE */;")
+
+
+def test_frame_writer_frames_decode_alone_and_together() -> None:
+    out = io.BytesIO()
+    writer = FrameWriter(out, level=3)
+    splitter = SectionSplitter(writer.write, writer.section)
+    splitter.feed(DUMP)
+    splitter.close()
+    frames = writer.finish()
+    data = out.getvalue()
+    assert sum(f.length for f in frames) == len(data)
+    whole = zstandard.ZstdDecompressor().decompressobj()
+    assert len(frames) == 6
+    for f in frames:
+        piece = zstandard.ZstdDecompressor().decompressobj().decompress(
+            data[f.offset:f.offset + f.length])
+        assert len(piece) == f.raw_length
+    # `zstd -dc` semantics: all frames one after the other.
+    text = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True)
+    assert text.read() == DUMP[DUMP.index(b"\n") + 1:]
+    assert whole is not None
