@@ -1,0 +1,1 @@
+CREATE TABLE `order` (`select` INT PRIMARY KEY, `back``tick` INT, `my col` VARCHAR(5));

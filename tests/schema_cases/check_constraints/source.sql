@@ -1,0 +1,1 @@
+CREATE TABLE t (id INT PRIMARY KEY, a INT CHECK (a >= 0), b INT, c INT, CONSTRAINT chk_b CHECK (b < 100), CONSTRAINT chk_bc CHECK (b <= c));

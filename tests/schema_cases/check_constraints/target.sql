@@ -1,0 +1,1 @@
+CREATE TABLE t (id INT PRIMARY KEY, a INT, b INT, c INT, CONSTRAINT chk_b CHECK (b < 1000), CONSTRAINT chk_old CHECK (c > -5));

@@ -1,0 +1,2 @@
+INSERT INTO t VALUES (1);
+INSERT INTO legacy VALUES (1,'old');

@@ -1,0 +1,2 @@
+CREATE TABLE p (a INT, b INT, PRIMARY KEY (a, b));
+CREATE TABLE c (id INT PRIMARY KEY, x INT, y INT, KEY ix (x, y), CONSTRAINT fk2 FOREIGN KEY (x, y) REFERENCES p (a, b));

@@ -1,0 +1,1 @@
+INSERT INTO t (id, price, qty) VALUES (1, 2.50, 4);

@@ -1,0 +1,1 @@
+CREATE TABLE t (id INT PRIMARY KEY, a VARCHAR(20), b INT, KEY ix (a DESC, b) COMMENT 'fast', KEY iy (b) IGNORED);

@@ -1,0 +1,1 @@
+INSERT INTO base VALUES (1);

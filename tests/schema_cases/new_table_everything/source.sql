@@ -1,0 +1,12 @@
+CREATE TABLE base (id INT PRIMARY KEY);
+CREATE TABLE t (
+  id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
+  name VARCHAR(100) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci NOT NULL DEFAULT '' COMMENT 'the ''name''',
+  price DECIMAL(10,2) NOT NULL DEFAULT 0.00,
+  tags SET('a','b'), kind ENUM('x','y') DEFAULT 'x',
+  created TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP,
+  doc JSON, total DECIMAL(12,2) AS (price * 2) VIRTUAL, base_id INT,
+  PRIMARY KEY (id), UNIQUE KEY uk_name (name(20)), KEY ix_created (created DESC), FULLTEXT KEY ft (name),
+  CONSTRAINT fk_base FOREIGN KEY (base_id) REFERENCES base (id) ON DELETE CASCADE,
+  CONSTRAINT chk_price CHECK (price >= 0)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci ROW_FORMAT=DYNAMIC COMMENT='all kinds';

@@ -1,0 +1,1 @@
+INSERT INTO t VALUES ('f',5,'2020-01-01',3,'b',1);

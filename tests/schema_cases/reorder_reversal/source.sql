@@ -1,0 +1,1 @@
+CREATE TABLE t (a INT, b VARCHAR(3), c INT, d DATE, e INT, f CHAR(2));

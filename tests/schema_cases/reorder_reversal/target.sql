@@ -1,0 +1,1 @@
+CREATE TABLE t (f CHAR(2), e INT, d DATE, c INT, b VARCHAR(3), a INT);

@@ -1,0 +1,1 @@
+CREATE TABLE t (id INT PRIMARY KEY, n1 INT, c INT, a INT, n2 INT, b INT);
