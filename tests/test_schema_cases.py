@@ -42,8 +42,8 @@ def split_sql(text: str) -> list[str]:
 def column_types(server: Server, db: str) -> dict[tuple[str, str], tuple]:
     rows = server.sql(None, "SELECT c.TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, COLLATION_NAME, "
                       "EXTRA FROM information_schema.COLUMNS c JOIN information_schema.TABLES t "
-                      "USING (TABLE_SCHEMA, TABLE_NAME) WHERE c.TABLE_SCHEMA = %r AND "
-                      "t.TABLE_TYPE = 'BASE TABLE'" % db)
+                      "USING (TABLE_SCHEMA, TABLE_NAME) WHERE c.TABLE_SCHEMA = "
+                      f"'{db}' AND t.TABLE_TYPE = 'BASE TABLE'")
     return {(r[0], r[1]): (r[2], r[3]) for r in rows if "GENERATED" not in (r[4] or "")
             or "DEFAULT_GENERATED" in (r[4] or "")}
 
@@ -55,7 +55,7 @@ def snapshot(server: Server, db: str, columns: dict[tuple[str, str], tuple]) -> 
         by_table.setdefault(table, []).append(col)
     out = {}
     for table, cols in by_table.items():
-        q = ", ".join("HEX(`%s`)" % c.replace("`", "``") for c in cols)
+        q = ", ".join("HEX(`{}`)".format(c.replace("`", "``")) for c in cols)
         rows = server.sql(db, f"SELECT {q} FROM `{table.replace('`', '``')}`")
         out[table] = [dict(zip(cols, r, strict=True)) for r in rows]
     return out

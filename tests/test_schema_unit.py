@@ -201,8 +201,8 @@ def test_order_of_phases_and_safety() -> None:
     src = Schema("db", tables={"p": parent, "c": child, "n": table("n", C("x"))},
                  views={"v": View("v", "select 1 AS `one`")},
                  triggers={"tr": Trigger("tr", "c", "BEFORE", "INSERT", "SET NEW.id = 1")})
-    old_child = table("c", C("id"), C("p_id"), C("gone"),
-                      foreign_keys=(ForeignKey("fk", ("p_id",), "p", ("id",), on_delete="CASCADE"),))
+    old_fk = ForeignKey("fk", ("p_id",), "p", ("id",), on_delete="CASCADE")
+    old_child = table("c", C("id"), C("p_id"), C("gone"), foreign_keys=(old_fk,))
     dst = Schema("db", tables={"p": parent, "c": old_child, "old": table("old", C("x"))})
     plan = diff(src, dst)
     kinds = [s.phase for s in plan.steps]
