@@ -126,15 +126,15 @@ _GUARDIAN = """
 import json, os, sys, datetime
 partial, final, manifest, history, event = sys.argv[1:6]
 if sys.stdin.buffer.read() != b"done":
-    for path in (partial, final):
-        if path == partial or not os.path.exists(manifest):
-            try: os.unlink(path)
-            except OSError: pass
     doc = {"time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            **json.loads(event), "status": "failed",
            "error": "the dumpload process died before the backup finished"}
     with open(history, "a", encoding="utf-8") as fh:
         fh.write(json.dumps(doc) + chr(10))
+    for path in (partial, final):
+        if path == partial or not os.path.exists(manifest):
+            try: os.unlink(path)
+            except OSError: pass
 """
 
 
@@ -282,10 +282,11 @@ def _stream(argv: list[str], binary: tools.Binary, env: DatabaseConfig, attempt:
     writer = FrameWriter(fh, level)
     splitter = SectionSplitter(writer.write, writer.section)
     with tools.Process(argv, what=f"{binary.name} of {env.name}") as proc:
-        fd = proc.stdout.fileno()
         with contextlib.suppress(OSError):
-            fcntl.fcntl(fd, _F_SETPIPE_SZ, READ_SIZE)
-        while chunk := os.read(fd, READ_SIZE):
+            fcntl.fcntl(proc.stdout.fileno(), _F_SETPIPE_SZ, READ_SIZE)
+        # A buffered read of 1 MiB waits for a full chunk: the dump tool writes in small
+        # pieces, and per-piece Python overhead would otherwise cost a core-second per GB.
+        while chunk := proc.stdout.read(READ_SIZE):
             splitter.feed(chunk)
             if progress:
                 progress(writer.raw_total)

@@ -50,6 +50,7 @@ class RestorePlan:
     views: list[str]
     routines: bool           # the backup's routines section is replayed too
     overwrite: list[str]     # of tables + views, those that exist in the env now
+    flavor: str = "mariadb"  # the env's server, whose client we use
 
 
 @dataclass(frozen=True)
@@ -86,11 +87,12 @@ def plan_restore(config: Config, backup: str | Path | BackupInfo, env: DatabaseC
         existing = {r[0] for r in s.query(
             "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
             (env.database,))}
+        flavor = s.server.flavor
     sizes = {f.name: f.raw_length for f in info.frames if f.kind == "table"}
     ordered = sorted(tables_, key=lambda t: -sizes.get(t, 0))  # biggest first: better packing
     return RestorePlan(info, env, ordered, views,
                        routines=tables is None and bool(info.manifest.get("whole_database")),
-                       overwrite=[n for n in tables_ + views if n in existing])
+                       overwrite=[n for n in tables_ + views if n in existing], flavor=flavor)
 
 
 def select_objects(info: BackupInfo, patterns: Sequence[str] | None) -> tuple[list[str], list[str]]:
@@ -153,8 +155,7 @@ def _restore(config: Config, plan: RestorePlan, progress: ProgressFn | None) -> 
     for f in frames:
         if f.kind == "table" and f.name in plan.tables:
             by_table.setdefault(f.name, []).append(f)
-    client = tools.find_binary("client", str(plan.backup.manifest.get("server", {}).get(
-        "flavor", "mariadb")))
+    client = tools.find_binary("client", plan.flavor)
     fed = _Counter(progress)
     jobs = [(t, header + by_table[t] + footer) for t in plan.tables]
     tail = _tail_frames(frames, plan)
