@@ -28,6 +28,11 @@ from dumpload.schema.plan import Plan, Step
 log = logging.getLogger(__name__)
 
 APPLY_SQL_MODE = "STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION"
+# Server errors meaning "this ALTER cannot be done on this table as it is": the table is
+# rebuilt instead (shadow copy + atomic rename). Column used by a foreign key (1832, 1833),
+# index needed by a foreign key (1553), generated-column restrictions (1901-1906, 3106,
+# 3108), operation not supported by the engine (1845, 1846).
+REBUILD_ERRORS = {1553, 1832, 1833, 1845, 1846, 1901, 1904, 1906, 3106, 3108}
 
 
 def plan_structure(source_session: Session, target_session: Session,
@@ -61,7 +66,12 @@ def apply_plan(session: Session, plan: Plan,
                 done += 1
                 if on_statement:
                     on_statement(sql)
-                _execute(session, step, sql)
+                try:
+                    _execute(session, step, sql)
+                except StructureError as exc:
+                    if not (step.fallback and getattr(exc, "code", None) in REBUILD_ERRORS):
+                        raise
+                    _rebuild(session, step, exc, on_statement)
     finally:
         session.execute("SET SESSION sql_mode=%s, foreign_key_checks=%s", saved)
     return done
@@ -76,13 +86,27 @@ def _execute(session: Session, step: Step, sql: str) -> None:
     except pymysql.err.MySQLError as exc:
         code = exc.args[0] if exc.args else "?"
         detail = exc.args[1] if len(exc.args) > 1 else str(exc)
-        raise StructureError(
+        error = StructureError(
             f"{session.env.name}: {step.phase.replace('_', ' ')} of {step.table!r} failed "
             f"(error {code}: {detail})\n  statement: {sql}",
-            hint=_hint(code)) from None
+            hint=_hint(code))
+        error.code = code  # type: ignore[attr-defined]
+        error.table = step.table  # type: ignore[attr-defined]
+        raise error from None
     finally:
         if step.sql_mode is not None:
             session.execute(f"SET SESSION sql_mode='{APPLY_SQL_MODE}'")
+
+
+def _rebuild(session: Session, step: Step, cause: StructureError,
+             on_statement: Callable[[str], None] | None) -> None:
+    log.warning("%s: the server refused the ALTER (%s); rebuilding the table from a shadow "
+                "copy instead", step.table, getattr(cause, "code", "?"))
+    rebuild = Step("rebuild_table", step.table, step.fallback[0])
+    for sql in step.fallback:
+        if on_statement:
+            on_statement(sql)
+        _execute(session, rebuild, sql)
 
 
 def _hint(code: object) -> str:

@@ -27,6 +27,8 @@ class _Builder:
     touched: list[str] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
+    dropped_fks: set[tuple[str, str]] = field(default_factory=set)
+    warnings: list[str] = field(default_factory=list)
 
     def step(self, phase: str, table: str, sql: str, changes: Iterable[tuple],
              sql_mode: str | None = None) -> None:
@@ -47,19 +49,36 @@ def diff(source: Schema, target: Schema, *, allow_unsafe: bool = False,
     """The ordered plan that makes `target` structurally identical to `source`."""
     b = _Builder(target.flavor)
     reforeign = _refk_for_modified_parents(source, target)
+    inbound = [(tn, fk) for tn, fk in target.inbound if fk.name in reforeign.get(tn, set())]
+    readd = [(tn, fk) for tn, fk in inbound if not _ref_type_changes(source, target, fk)]
+    for tn, fk in inbound:  # children outside the selection: dropped, re-added if they fit
+        fits = (tn, fk) in readd
+        b.differ(tn, "foreign key", fk.name, "re-created" if fits else "no longer fits",
+                 None, fk.definition())
+        b.step("drop_constraint", tn, f"ALTER TABLE {quote(tn)} DROP FOREIGN KEY {quote(fk.name)}",
+               [("drop_foreign_key", fk.name, fits, f"re-created around a change of "
+                 f"{fk.ref_table}" if fits else f"{tn} is outside the selection and its "
+                 f"columns no longer match the new type of {fk.ref_table}: the foreign key "
+                 "is dropped")])
+        b.dropped_fks.add((tn, fk.name))
     for name in _dependency_order(source, [n for n in source.tables if n not in target.tables]):
         _create_table(b, source.tables[name], target)
     for name in sorted(set(source.tables) & set(target.tables)):
         _diff_table(b, source.tables[name], target.tables[name], reforeign.get(name, set()))
     for name in sorted(set(target.tables) - set(source.tables)):
         _drop_table(b, target.tables[name])
+    for tn, fk in readd:
+        b.step("add_foreign_key", tn, f"ALTER TABLE {quote(tn)} ADD {fk.definition()}",
+               [("add_foreign_key", fk.name, True, "re-created as it was")])
+    kept_triggers = _diff_triggers(b, source, target, keep_definer)
     _diff_views(b, source, target, keep_definer)
-    _diff_triggers(b, source, target, keep_definer)
+    _add_rebuild_fallbacks(b, source, target, kept_triggers)
+    b.warnings += [*source.ignored, *target.ignored]
     order = {p: i for i, p in enumerate(PHASES)}
     steps = sorted(b.steps, key=lambda s: order[s.phase])  # stable: keeps order within phase
     return Plan(source.database, target.database, tuple(steps), tuple(b.changes),
                 tuple(b.differences), tuple(b.touched), tuple(b.created), tuple(b.dropped),
-                allow_unsafe, keep_definer)
+                allow_unsafe, keep_definer, tuple(dict.fromkeys(b.warnings)))
 
 
 # --- tables -------------------------------------------------------------------------------
@@ -82,6 +101,8 @@ def _dependency_order(source: Schema, names: list[str]) -> list[str]:
 
 def _create_table(b: _Builder, table: Table, target: Schema) -> None:
     b.created.append(table.name)
+    if table.partitioned:
+        b.warnings.append(f"{table.name}: created without the source's partitioning")
     b.differ(table.name, "table", table.name, "missing in target", "table", None)
     if table.name in target.views:  # a view of that name is in the way; views hold no data
         sql = f"DROP VIEW IF EXISTS {quote(table.name)}"
@@ -111,11 +132,24 @@ def _refk_for_modified_parents(source: Schema, target: Schema) -> dict[str, set[
         modified[name] = {c.name for c in s.columns
                           if (tc := t.column(c.name)) is not None and _col_changed(c, tc)}
     out: dict[str, set[str]] = {}
-    for name, t in target.tables.items():
-        for fk in t.foreign_keys:
-            if not fk.ref_schema and set(fk.ref_columns) & modified.get(fk.ref_table, set()):
-                out.setdefault(name, set()).add(fk.name)
+    children = [(n, fk) for n, t in target.tables.items() for fk in t.foreign_keys]
+    for name, fk in [*children, *target.inbound]:
+        if not fk.ref_schema and set(fk.ref_columns) & modified.get(fk.ref_table, set()):
+            out.setdefault(name, set()).add(fk.name)
     return out
+
+
+def _ref_type_changes(source: Schema, target: Schema, fk: object) -> bool:
+    """Does a referenced column change type (so a child outside the selection won't fit)?"""
+    s, t = source.tables.get(fk.ref_table), target.tables.get(fk.ref_table)  # type: ignore
+    if s is None or t is None:
+        return True
+    for name in fk.ref_columns:  # type: ignore[attr-defined]
+        sc, tc = s.column(name), t.column(name)
+        if sc is None or tc is None or (sc.type, sc.charset, sc.collation) != (
+                tc.type, tc.charset, tc.collation):
+            return True
+    return False
 
 
 def _col_changed(a: Column, b: Column) -> bool:
@@ -139,6 +173,9 @@ def _diff_table(b: _Builder, s: Table, t: Table, refk: set[str]) -> None:
         items.append(("add_index", idx.name, True, f"add {idx.kind.lower()} index"))
     _diff_checks_add(b, s, t, clauses, items)
     _diff_options(b, s, t, clauses, items)
+    if s.partitioned != t.partitioned:
+        b.warnings.append(f"{s.name}: partitioning differs; dumpload does not compare or "
+                          "change partitioning")
     if clauses:
         b.touch(t.name)
         sql = f"ALTER TABLE {quote(t.name)}\n  " + ",\n  ".join(clauses)
@@ -167,6 +204,7 @@ def _diff_constraints_drop(b: _Builder, s: Table, t: Table, cols: set[str],
         elif not _fk_kept_but_touched(fk.name, s, t, cols, refk):
             continue
         b.touch(t.name)
+        b.dropped_fks.add((t.name, fk.name))
         b.step("drop_constraint", t.name,
                f"ALTER TABLE {quote(t.name)} DROP FOREIGN KEY {quote(fk.name)}",
                [("drop_foreign_key", fk.name, True, "foreign key dropped or re-created")])
@@ -406,18 +444,22 @@ def _trigger_key(tr: object, keep_definer: bool) -> tuple:
             tr.definer if keep_definer else "")  # type: ignore[attr-defined]
 
 
-def _diff_triggers(b: _Builder, source: Schema, target: Schema, keep_definer: bool) -> None:
-    """A changed trigger re-creates its whole (table, timing, event) group, to keep order."""
+def _diff_triggers(b: _Builder, source: Schema, target: Schema, keep_definer: bool) -> list:
+    """A changed trigger re-creates its whole (table, timing, event) group, to keep order.
+
+    Returns the target triggers that stay as they are."""
     def groups(schema: Schema) -> dict[tuple, list]:
         out: dict[tuple, list] = {}
         for tr in sorted(schema.triggers.values(), key=lambda x: x.order):
             out.setdefault((tr.table, tr.timing, tr.event), []).append(tr)
         return out
     sg, tg = groups(source), groups(target)
+    kept: list = []
     for key in sorted(set(sg) | set(tg)):
         s_list, t_list = sg.get(key, []), tg.get(key, [])
         if [(x.name, _trigger_key(x, keep_definer)) for x in s_list] == \
                 [(x.name, _trigger_key(x, keep_definer)) for x in t_list]:
+            kept += t_list
             continue
         _report_triggers(b, s_list, t_list, keep_definer)
         for tr in t_list:
@@ -427,6 +469,7 @@ def _diff_triggers(b: _Builder, source: Schema, target: Schema, keep_definer: bo
             b.step("create_trigger", tr.table, tr.create_sql(keep_definer),
                    [("create_trigger", tr.name, True, "trigger created")],
                    sql_mode=tr.sql_mode or None)
+    return kept
 
 
 def _report_triggers(b: _Builder, s_list: list, t_list: list, keep_definer: bool) -> None:
@@ -445,4 +488,55 @@ def _report_triggers(b: _Builder, s_list: list, t_list: list, keep_definer: bool
             b.differ(tr.table, "trigger", name, "only in target", None, tr.statement)
 
 
-__all__ = ["diff", "replace"]
+# --- rebuild fallback -----------------------------------------------------------------------
+
+def _add_rebuild_fallbacks(b: _Builder, source: Schema, target: Schema,
+                           kept_triggers: list) -> None:
+    """Give each ALTER TABLE step a shadow-copy rebuild to use if the server refuses it."""
+    for i, step in enumerate(b.steps):
+        if step.phase == "alter_table" and step.table in source.tables:
+            fallback = rebuild_statements(source.tables[step.table], target, b.flavor,
+                                          b.dropped_fks, kept_triggers)
+            b.steps[i] = replace(step, fallback=fallback)
+
+
+def shadow_name(name: str, tag: str) -> str:
+    return f"_dl_{tag}_{name}"[:64]
+
+
+def rebuild_statements(s: Table, target: Schema, flavor: str,
+                       dropped_fks: set[tuple[str, str]], kept_triggers: list) -> tuple[str, ...]:
+    """Shadow copy + atomic rename, keeping every row of the columns both versions share.
+
+    Foreign keys of other tables that point at this one are dropped before the swap and
+    added back after (a rename would carry them to the old copy); triggers that the plan
+    keeps are created again (they go with the old copy).
+    """
+    t = target.tables[s.name]
+    new, old = shadow_name(s.name, "new"), shadow_name(s.name, "old")
+    shadow = replace(s, foreign_keys=(), checks=s.checks if flavor == "mariadb" else ())
+    shared = [c.name for c in s.columns
+              if c.generated is None and (tc := t.column(c.name)) is not None
+              and tc.generated is None]
+    cols = ", ".join(map(quote, shared))
+    every = [(tn, fk) for tn, tt in sorted(target.tables.items()) for fk in tt.foreign_keys]
+    children = [(tn, fk) for tn, fk in [*every, *target.inbound]
+                if fk.ref_table == s.name and not fk.ref_schema and tn != s.name
+                and (tn, fk.name) not in dropped_fks]
+    out = [f"DROP TABLE IF EXISTS {quote(new)}", shadow.create_sql(flavor, name=new),
+           f"INSERT INTO {quote(new)} ({cols}) SELECT {cols} FROM {quote(s.name)}"]
+    out += [f"ALTER TABLE {quote(tn)} DROP FOREIGN KEY {quote(fk.name)}" for tn, fk in children]
+    out += [f"RENAME TABLE {quote(s.name)} TO {quote(old)}, {quote(new)} TO {quote(s.name)}",
+            f"DROP TABLE {quote(old)}"]
+    own = [f"ADD {fk.definition()}" for fk in t.foreign_keys
+           if (s.name, fk.name) not in dropped_fks]
+    if flavor != "mariadb":
+        own += [f"ADD {c.definition()}" for c in s.checks]
+    if own:
+        out.append(f"ALTER TABLE {quote(s.name)} " + ", ".join(own))
+    out += [f"ALTER TABLE {quote(tn)} ADD {fk.definition()}" for tn, fk in children]
+    out += [tr.create_sql() for tr in kept_triggers if tr.table == s.name]
+    return tuple(out)
+
+
+__all__ = ["diff", "rebuild_statements"]

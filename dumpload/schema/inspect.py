@@ -59,11 +59,31 @@ def build_schema(database: str, flavor: str, version: tuple[int, int, int],
     kinds = {fl.text(fl.get(r, "TABLE_NAME")): (fl.text(fl.get(r, "TABLE_TYPE")) or "")
              for r in rows.get("tables", [])}
     selected = set(select_tables(sorted(k for k in kinds if k), include, exclude))
-    base = {n for n in selected if "VIEW" not in kinds[n]}
+    base = {n for n in selected if kinds[n] == "BASE TABLE"}
+    ignored = tuple(f"{n}: {kinds[n].lower()} not compared" for n in sorted(selected)
+                    if kinds[n] not in ("BASE TABLE", "VIEW"))
     tables = _tables(database, flavor, rows, base)
     views = {v.name: v for v in _views(database, rows.get("views", [])) if v.name in selected}
     triggers = {t.name: t for t in _triggers(rows.get("triggers", [])) if t.table in base}
-    return Schema(database, flavor, tuple(version), tables, views, triggers)  # type: ignore
+    inbound = _inbound_fks(database, rows.get("foreign_keys", []), base, set(kinds))
+    return Schema(database, flavor, tuple(version), tables, views, triggers,  # type: ignore
+                  ignored, inbound)
+
+
+def _inbound_fks(database: str, rows: Rows, selected: set[str],
+                 every: set[str | None]) -> tuple:
+    """FKs of unselected tables that point at selected ones (a parent change must mind them)."""
+    outside = _group(rows, {n for n in every if n and n not in selected})
+    out = []
+    for table, fk_rows in sorted(outside.items()):
+        by_fk: dict[str, list[Any]] = {}
+        for r in fk_rows:
+            by_fk.setdefault(fl.text(fl.get(r, "CONSTRAINT_NAME")) or "", []).append(r)
+        for name, rs in sorted(by_fk.items()):
+            fk = fl.foreign_key_from_rows(name, rs, database)
+            if not fk.ref_schema and fk.ref_table in selected:
+                out.append((table, fk))
+    return tuple(out)
 
 
 def _group(rows: Iterable[Mapping[str, Any]], names: set[str]) -> dict[str, list[Any]]:

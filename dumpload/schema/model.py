@@ -246,3 +246,6 @@ class Schema:
     tables: dict[str, Table] = field(default_factory=dict)
     views: dict[str, View] = field(default_factory=dict)
     triggers: dict[str, Trigger] = field(default_factory=dict)
+    ignored: tuple[str, ...] = ()   # objects seen but not compared (sequences, ...), why
+    # FKs of tables outside the selection that reference selected tables: (table, fk).
+    inbound: tuple[tuple[str, ForeignKey], ...] = ()

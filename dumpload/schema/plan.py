@@ -52,6 +52,7 @@ class Step:
     sql_mode: str | None = None   # triggers are created under the source's sql_mode
     kind: str = ""                # the step's kind, e.g. "rebuild" (several statements)
     statements: tuple[str, ...] = ()
+    fallback: tuple[str, ...] = ()   # rebuild statements if the server refuses `sql`
 
     @property
     def all_sql(self) -> tuple[str, ...]:

@@ -38,8 +38,10 @@ def render_unsafe(plan: Plan) -> str:
 def render_plan_text(plan: Plan) -> str:
     """The whole report: differences, unsafe changes, and the SQL in execution order."""
     parts = [render_differences(plan)]
+    if plan.warnings:
+        parts.append("\nnot compared:\n" + "\n".join(f"  {w}" for w in plan.warnings))
     if plan.is_empty:
-        return parts[0]
+        return "\n".join(parts)
     if plan.unsafe:
         parts.append(f"\nunsafe changes ({len(plan.unsafe)}; need --allow-unsafe):\n"
                      + render_unsafe(plan))
