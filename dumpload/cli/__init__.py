@@ -38,3 +38,4 @@ def main() -> None:
 from dumpload.cli import basics  # noqa: E402,F401
 from dumpload.cli import backup  # noqa: E402,F401
 from dumpload.cli import structure  # noqa: E402,F401
+from dumpload.cli import data  # noqa: E402,F401

@@ -1,0 +1,284 @@
+"""Data commands: `data`, `verify`, `export`, `import` (thin: parse, confirm, call, print)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from dumpload.catalog import human_bytes
+from dumpload.cli import cli
+from dumpload.cli.app import (
+    App,
+    from_to_options,
+    pass_app,
+    resolve_envs,
+    table_patterns,
+    tables_option,
+    yes_option,
+)
+from dumpload.config import Config, DatabaseConfig, select_tables
+from dumpload.data.copy import CopyReport, TablePlan
+from dumpload.data.verify import VerifyReport
+from dumpload.db import session
+from dumpload.errors import EXIT_DIFFERENCES, DataError, DumpLoadError, UsageError, VerifyError
+from dumpload.progress import make_progress
+
+log = logging.getLogger(__name__)
+
+
+class Differences(DumpLoadError):
+    """`verify` found differences (exit 1): nothing was written, so not exit 8."""
+
+    exit_code = EXIT_DIFFERENCES
+
+
+def threads_option(fn: Any) -> Any:
+    return click.option("--threads", type=click.IntRange(1, 64), metavar="N",
+                        help="Parallel workers (default: settings.threads).")(fn)
+
+
+def _data_tables(app: App, env: DatabaseConfig, tables: tuple[str, ...]) -> list[str]:
+    """Base tables of `env` matching --tables (else replication.data_tables) minus excludes."""
+    from dumpload.data.tables import base_tables
+
+    include, exclude = table_patterns(app, tables, app.config.replication.data_tables)
+    with session(env, app.config.settings) as s:
+        names = base_tables(s)
+    selected = select_tables(names, include, exclude)
+    explicit = [t for t in tables if not any(ch in t for ch in "*?[")]
+    missing = [t for t in explicit if t not in names]
+    if missing:
+        raise DataError(f"table(s) not found on {env.name}: {', '.join(missing)}",
+                        hint=f"`dumpload tables --env {env.name}` lists them")
+    return selected
+
+
+def _plan_table(plans: list[TablePlan]) -> Table:
+    table = Table("table", "rows (est.)", "size (est.)", "how", title="data copy plan")
+    for p in plans:
+        table.add_row(p.table, f"{p.rows_estimate:,}", human_bytes(p.bytes_estimate),
+                      p.strategy)
+    return table
+
+
+@cli.command()
+@from_to_options
+@tables_option
+@click.option("--dry-run", is_flag=True, help="Show per table what would be copied and how; "
+              "write nothing.")
+@threads_option
+@click.option("--no-backup", is_flag=True, help="Do not back up the target tables first.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON document.")
+@yes_option
+@pass_app
+def data(app: App, from_env: str | None, to_env: str | None, tables: tuple[str, ...],
+         dry_run: bool, threads: int | None, no_backup: bool, as_json: bool, yes: bool) -> None:
+    """Replace the target's rows of the data tables with the source's.
+
+    Streams rows (no decoding), in parallel key-range chunks, into shadow tables that are
+    swapped in atomically; then verifies counts and checksums (exit 8 on a mismatch).
+    The target tables must already have the source's structure (`dumpload structure`).
+    """
+    from dumpload.data import copy_tables, plan_copy
+
+    run = app.start("data", json_mode=as_json)
+    config = app.config
+    source, target = resolve_envs(app, from_env, to_env)
+    threads = threads or config.settings.threads
+    names = _data_tables(app, source, tables)
+    out = app.console
+    out.print(f"{source.describe()} → {target.describe()}", markup=False)
+    if not names:
+        out.print("no data tables selected: nothing to do")
+        if as_json:
+            app.emit_json({"dry_run": dry_run, "tables": []})
+        return
+    plans = plan_copy(config, source, target, names, threads=threads)
+    out.print(_plan_table(plans))
+    if dry_run:
+        out.print(f"dry run: {len(plans)} table(s) would be replaced with {threads} thread(s); "
+                  "nothing written")
+        if as_json:
+            app.emit_json({"dry_run": True, "tables": [p.to_dict() for p in plans]})
+        return
+    app.confirm(f"Replace the rows of {len(plans)} table(s) on {target.describe()}?", yes)
+    backup_id = None if no_backup else _backup(app, config, target, names, run.run_id)
+    with make_progress(app.err_console) as progress:
+        report = copy_tables(config, source, target, names, threads=threads,
+                             progress=progress, plans=plans, verify=True)
+    _print_copy(app, report, backup_id)
+    if as_json:
+        app.emit_json({"dry_run": False, "backup": backup_id, **report.to_dict()})
+    if report.verify is not None and not report.verify.ok:
+        bad = report.verify.failed
+        raise VerifyError(f"verification failed after the copy for {len(bad)} table(s): "
+                          + ", ".join(_why(c) for c in bad),
+                          hint="was the source written to during the copy? run "
+                          "`dumpload verify` to re-check")
+
+
+def _backup(app: App, config: Config, target: DatabaseConfig, names: list[str],
+            run_id: str) -> str | None:
+    from dumpload.backup import create_backup
+    from dumpload.data.tables import base_tables
+
+    with session(target, config.settings) as s:
+        existing = set(base_tables(s))
+    to_save = [t for t in names if t in existing]
+    if not to_save:
+        return None
+    info = create_backup(config, target, to_save, label="pre-data", run_id=run_id)
+    app.console.print(f"backup of {len(to_save)} target table(s): {info.id}", markup=False)
+    log.info("pre-data backup %s (%s)", info.id, info.path)
+    return info.id
+
+
+def _print_copy(app: App, report: CopyReport, backup_id: str | None) -> None:
+    table = Table("table", "rows", "bytes", "chunks", "load s", "index s", "verify s", "status",
+                  title=f"copied in {report.seconds:.1f} s with {report.threads} thread(s)")
+    for r in report.tables:
+        ph = r.phases
+        table.add_row(r.table, f"{r.rows:,}", human_bytes(r.bytes), str(r.chunks),
+                      f"{ph.get('extract_load', 0):.1f}", f"{ph.get('index_build', 0):.1f}",
+                      f"{ph.get('verify', 0):.1f}", r.status)
+    app.console.print(table)
+    if report.verify is not None:
+        ok = len(report.verify.tables) - len(report.verify.failed)
+        app.console.print(f"verified: {ok} of {len(report.verify.tables)} table(s) identical")
+
+
+def _why(check: Any) -> str:
+    if check.error:
+        return f"{check.table} ({check.error})"
+    ranges = "; ".join(m.range for m in check.mismatches[:3])
+    return (f"{check.table} (rows {check.source_rows} vs {check.target_rows}"
+            + (f"; ranges {ranges}" if ranges else "") + ")")
+
+
+@cli.command()
+@from_to_options
+@tables_option
+@threads_option
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON document.")
+@pass_app
+def verify(app: App, from_env: str | None, to_env: str | None, tables: tuple[str, ...],
+           threads: int | None, as_json: bool) -> None:
+    """Compare row counts and checksums of the data tables (and the structure) between
+    source and target. Writes nothing. Exit 0 identical, 1 differences."""
+    from dumpload.data import verify_tables
+
+    app.start("verify", json_mode=as_json)
+    config = app.config
+    source, target = resolve_envs(app, from_env, to_env)
+    names = _data_tables(app, source, tables)
+    report = verify_tables(config, source, target, names, threads=threads)
+    structure = _structure_differences(app, source, target, tables)
+    if as_json:
+        app.emit_json({"from": source.name, "to": target.name,
+                       "ok": report.ok and not structure, **report.to_dict(),
+                       "structure_differences": structure})
+    _print_verify(app, report, structure)
+    if not report.ok or structure:
+        what = [_why(c) for c in report.failed] + (
+            [f"{len(structure)} structure difference(s)"] if structure else [])
+        raise Differences(f"differences found: {', '.join(what)}",
+                          hint="`dumpload sync` (or `structure` + `data`) brings the target "
+                          "in line")
+
+
+def _structure_differences(app: App, source: DatabaseConfig, target: DatabaseConfig,
+                           tables: tuple[str, ...]) -> list[str]:
+    try:
+        from dumpload.schema import plan_structure
+    except ImportError:  # the schema area is optional for this check
+        return []
+    include, exclude = table_patterns(app, tables, app.config.replication.structure_tables)
+    with session(source, app.config.settings) as src, session(target, app.config.settings) as dst:
+        plan = plan_structure(src, dst, include, exclude, allow_unsafe=True)
+    return [str(d) for d in plan.differences]
+
+
+def _print_verify(app: App, report: VerifyReport, structure: list[str]) -> None:
+    table = Table("table", "source rows", "target rows", "checksum", "", title="verify")
+    for c in report.tables:
+        mark = "[green]✓[/]" if c.ok else "[red]✗[/]"
+        detail = c.error or (f"{len(c.mismatches)} range(s) differ: "
+                             + "; ".join(m.range for m in c.mismatches[:3])
+                             if c.mismatches else c.source_checksum)
+        table.add_row(c.table, f"{c.source_rows:,}", f"{c.target_rows:,}", detail, mark)
+    app.console.print(table)
+    for line in structure[:20]:
+        app.console.print(f"structure: {line}", markup=False)
+
+
+@cli.command("export")
+@click.option("--env", "env_name", required=True, metavar="NAME", help="Environment to read.")
+@click.option("--out", "out_dir", required=True, metavar="DIR", type=click.Path(),
+              help="Folder to write (created; must be empty or new).")
+@tables_option
+@threads_option
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as one JSON document.")
+@pass_app
+def export_cmd(app: App, env_name: str, out_dir: str, tables: tuple[str, ...],
+               threads: int | None, as_json: bool) -> None:
+    """Write one compressed data file per table (<table>.tsv.zst), schema.sql and
+    manifest.json (counts, checksums, sizes), all from one consistent snapshot."""
+    from dumpload.data.export import export_tables
+
+    app.start("export", json_mode=as_json)
+    env = app.config.env(env_name)
+    names = _data_tables(app, env, tables)
+    if not names:
+        raise UsageError(f"no tables selected on {env.name}", hint="check --tables")
+    with make_progress(app.err_console) as progress:
+        manifest = export_tables(app.config, env, Path(out_dir), names, threads=threads,
+                                 progress=progress)
+    if as_json:
+        app.emit_json(manifest)
+    total = sum(t["rows"] for t in manifest["tables"])
+    size = sum(t["compressed_bytes"] for t in manifest["tables"])
+    app.console.print(f"exported {len(manifest['tables'])} table(s), {total:,} rows, "
+                      f"{human_bytes(size)} to {out_dir}", markup=False)
+
+
+@cli.command("import")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option("--env", "env_name", required=True, metavar="NAME", help="Environment to load.")
+@tables_option
+@threads_option
+@click.option("--dry-run", is_flag=True, help="Check the export and show what would be "
+              "loaded; write nothing.")
+@click.option("--no-backup", is_flag=True, help="Do not back up the tables first.")
+@yes_option
+@pass_app
+def import_cmd(app: App, folder: str, env_name: str, tables: tuple[str, ...],
+               threads: int | None, dry_run: bool, no_backup: bool, yes: bool) -> None:
+    """Load an export folder into a database: checked against its manifest, each table
+    replaced atomically (shadow + rename), counts and checksums verified after."""
+    from dumpload.data.export import check_export, import_tables
+
+    run = app.start("import")
+    env = app.config.env(env_name)
+    manifest = check_export(Path(folder), tables)
+    names = [t["name"] for t in manifest["tables"]]
+    out = app.console
+    for t in manifest["tables"]:
+        out.print(f"{t['name']}: {t['rows']:,} rows, {human_bytes(t['bytes'])}", markup=False)
+    if dry_run:
+        out.print(f"dry run: {len(names)} table(s) would be loaded into {env.describe()}; "
+                  "nothing written", markup=False)
+        return
+    app.confirm(f"Replace the rows of {len(names)} table(s) on {env.describe()}?", yes)
+    if not no_backup:
+        _backup(app, app.config, env, names, run.run_id)
+    with make_progress(app.err_console) as progress:
+        report = import_tables(app.config, env, Path(folder), names, threads=threads,
+                               progress=progress)
+    _print_copy(app, report, None)
+    if report.verify is not None and not report.verify.ok:
+        raise VerifyError("after the import, table(s) differ from the manifest: "
+                          + ", ".join(_why(c) for c in report.verify.failed))

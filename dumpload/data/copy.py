@@ -1,0 +1,538 @@
+"""Replace the data of target tables with the source's: plan, stream, index, check, swap.
+
+Steps per run (tables of one source database into one target database):
+1. Inspect both sides; refuse (before any write) a table missing on the target or whose
+   columns differ: the structure step owns structure.
+2. Drop leftovers of an interrupted run; create one shadow per table (PK only).
+3. One snapshot: a coordinator session holds `LOCK TABLES ... READ` on the source tables
+   while every worker's client opens `START TRANSACTION WITH CONSISTENT SNAPSHOT`, then
+   unlocks. Every chunk of every table is read inside one of those snapshots, so parent
+   and child tables copied together are consistent.
+4. Workers take chunks (key ranges) from one queue: source client → Python relay →
+   target `LOAD DATA`. A failed load is retried from the same snapshot after deleting the
+   chunk's range in the shadow. When a table's last chunk is in, that worker builds the
+   deferred indexes.
+5. Per group of tables linked by foreign keys: FK rows checked, then one atomic RENAME.
+   A failed table fails its group; the group's shadows are dropped, old data stays.
+
+Writes on the target only `_dl_shadow_*` tables until the swap; never writes the source.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pymysql
+
+from dumpload.config import Config, DatabaseConfig, Settings
+from dumpload.data import chunks as chunking
+from dumpload.data import encode, shadow
+from dumpload.data.stream import Loader, LoadFailed, SourceGone, SourceReader
+from dumpload.data.tables import TableInfo, inspect_table, quote
+from dumpload.data.verify import VerifyReport, verify_tables
+from dumpload.db import Session, connect
+from dumpload.errors import DataError, DumpLoadError
+from dumpload.progress import NullProgress, Progress
+from dumpload.tools import Binary, defaults_file, find_binary
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TablePlan:
+    """What will happen to one table (dry-run output, and the copy's work list)."""
+
+    table: str
+    rows_estimate: int
+    bytes_estimate: int
+    key: tuple[str, ...]
+    chunks: list[chunking.Chunk]
+    deferred_indexes: int
+    foreign_keys: int
+    info: TableInfo | None = field(default=None, repr=False)
+
+    @property
+    def strategy(self) -> str:
+        if len(self.chunks) > 1:
+            how = f"{len(self.chunks)} key-range chunks on `{self.chunks[0].column}`"
+        else:
+            how = "one stream" + ("" if self.key else " (no usable key)")
+        return (f"{how}; shadow table, {self.deferred_indexes} deferred index(es), "
+                f"{self.foreign_keys} FK(s) re-added, atomic rename")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"table": self.table, "rows_estimate": self.rows_estimate,
+                "bytes_estimate": self.bytes_estimate, "key": list(self.key),
+                "chunks": len(self.chunks), "strategy": self.strategy}
+
+
+@dataclass
+class TableResult:
+    table: str
+    rows: int = 0
+    bytes: int = 0
+    chunks: int = 0
+    retries: int = 0
+    phases: dict[str, float] = field(default_factory=dict)
+    status: str = "pending"   # pending, loaded, swapped, failed
+    error: str | None = None
+
+    @property
+    def seconds(self) -> float:
+        return round(sum(self.phases.values()), 3)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "seconds": self.seconds}
+
+
+@dataclass
+class CopyReport:
+    tables: list[TableResult]
+    seconds: float = 0.0
+    threads: int = 1
+    verify: VerifyReport | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Every table replaced (verification is judged separately: `verify.ok`)."""
+        return all(t.status == "swapped" for t in self.tables)
+
+    @property
+    def rows(self) -> int:
+        return sum(t.rows for t in self.tables)
+
+    @property
+    def bytes(self) -> int:
+        return sum(t.bytes for t in self.tables)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "seconds": round(self.seconds, 3), "threads": self.threads,
+                "rows": self.rows, "bytes": self.bytes,
+                "tables": [t.to_dict() for t in self.tables],
+                "verify": self.verify.to_dict() if self.verify else None}
+
+
+class CopyFailed(DataError):
+    """Some tables were not replaced; `report` says which and why (others may be)."""
+
+    def __init__(self, message: str, report: CopyReport, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.report = report
+
+
+# ---------------------------------------------------------------- planning
+def check_structures(source: TableInfo, target: TableInfo | None, target_env: str) -> None:
+    """Refuse a table whose target columns differ from the source's (exit 6)."""
+    hint = "run `dumpload structure` first so the target has the source's structure"
+    if target is None or not target.columns:
+        raise DataError(f"table {source.name!r} does not exist on {target_env}", hint=hint)
+    src = [c.signature for c in source.columns]
+    dst = [c.signature for c in target.columns]
+    if src != dst:
+        diff = sorted(set(src) ^ set(dst)) or ["column order"]
+        raise DataError(f"table {source.name!r}: columns differ between source and "
+                        f"{target_env}: {diff[:4]}", hint=hint)
+
+
+def _plan_one(src: Session, dst: Session, table: str, threads: int) -> TablePlan:
+    info = inspect_table(src, table)
+    if not info.columns:
+        raise DataError(f"table {table!r} does not exist on {src.env.name}",
+                        hint="check --tables / replication.data_tables")
+    target = inspect_table(dst, table)
+    check_structures(info, target, dst.env.name)
+    split = shadow.split_create(table, shadow.show_create(dst, table))
+    chunks = chunking.plan_chunks(src, info, threads)
+    return TablePlan(table, info.rows_estimate, info.data_bytes, info.key, chunks,
+                     len(split.index_clauses), len(split.fk_clauses), info)
+
+
+def plan_tables(src: Session, dst: Session, tables: Sequence[str],
+                threads: int) -> list[TablePlan]:
+    """Plans for `tables`; raises `DataError` before any write if one cannot be copied."""
+    return [_plan_one(src, dst, t, threads) for t in tables]
+
+
+def plan_copy(config: Config, source_env: DatabaseConfig, target_env: DatabaseConfig,
+              tables: Sequence[str], *, threads: int | None = None) -> list[TablePlan]:
+    """What `copy_tables` would do (rows, bytes, chunks, strategy). Writes nothing."""
+    threads = threads or config.settings.threads
+    with _sessions(config, source_env, target_env) as (src, dst):
+        return plan_tables(src, dst, tables, threads)
+
+
+@contextmanager
+def _sessions(config: Config, source_env: DatabaseConfig,
+              target_env: DatabaseConfig) -> Iterator[tuple[Session, Session]]:
+    src = connect(source_env, config.settings)
+    try:
+        dst = connect(target_env, config.settings)
+        try:
+            yield src, dst
+        finally:
+            dst.close()
+    finally:
+        src.close()
+
+
+# ---------------------------------------------------------------- the copy
+@dataclass
+class _Tools:
+    source_binary: Binary
+    target_binary: Binary
+    source_defaults: Path
+    target_defaults: Path
+    source_db: str
+    target_db: str
+
+
+class _Run:
+    """Shared state of one copy: the chunk queue, per-table counters, failures."""
+
+    def __init__(self, plans: list[TablePlan], progress: Progress,
+                 target_env: DatabaseConfig, workers: int, settings: Settings) -> None:
+        self.target_env = target_env
+        self.settings = settings
+        self.plans = {p.table: p for p in plans}
+        self.results = {p.table: TableResult(p.table, chunks=len(p.chunks)) for p in plans}
+        self.remaining = {p.table: len(p.chunks) for p in plans}
+        self.started: dict[str, float] = {}
+        self.shadows: dict[str, shadow.ShadowPlan] = {}
+        self.progress = progress
+        self.lock = threading.Lock()
+        self.fatal: BaseException | None = None
+        self.queue: queue.Queue[chunking.Chunk] = queue.Queue()
+        order = sorted(plans, key=lambda p: -p.bytes_estimate)  # big tables first
+        for plan in order:
+            for chunk in striped(plan.chunks, workers):
+                self.queue.put(chunk)
+
+    def failed(self, table: str) -> bool:
+        return self.results[table].status == "failed"
+
+    def fail(self, table: str, exc: BaseException) -> None:
+        with self.lock:
+            result = self.results[table]
+            if result.status != "failed":
+                result.status, result.error = "failed", str(exc)
+                log.error("table %s failed: %s", table, exc)
+        self.progress.table_done(table, "failed")
+
+
+def striped(items: list[chunking.Chunk], workers: int) -> list[chunking.Chunk]:
+    """Chunks in an order where concurrent workers load far-apart key ranges (pure).
+
+    Cut into `workers` contiguous stripes and interleaved: each worker then appends at
+    the end of its own stripe instead of splitting pages next to another worker's rows.
+    """
+    if workers <= 1 or len(items) <= workers:
+        return list(items)
+    size = -(-len(items) // workers)
+    stripes = [items[i:i + size] for i in range(0, len(items), size)]
+    return [s[i] for i in range(size) for s in stripes if i < len(s)]
+
+
+def copy_tables(config: Config, source_env: DatabaseConfig, target_env: DatabaseConfig,
+                tables: Sequence[str], *, threads: int | None = None,
+                progress: Progress | None = None, plans: list[TablePlan] | None = None,
+                verify: bool = False, metrics: bool = True) -> CopyReport:
+    """Replace the target's rows of `tables` with the source's, atomically per FK group.
+
+    With `verify`, the replaced tables are then compared (`report.verify`; a mismatch is
+    not raised: the caller decides, e.g. exit 8). Metrics lines go to
+    `performance_metrics.log` unless `metrics=False`. Raises `DataError` (before any
+    write) when a table cannot be copied, and `CopyFailed` (with the report) when some
+    tables were not replaced. Never prints.
+    """
+    threads = max(1, threads or config.settings.threads)
+    progress = progress or NullProgress()
+    started = time.monotonic()
+    with ExitStack() as stack:
+        src, dst = stack.enter_context(_sessions(config, source_env, target_env))
+        plans = plans or plan_tables(src, dst, tables, threads)
+        shadow.cleanup_leftovers(dst)
+        tools = _tools(stack, src, dst)
+        run = _Run(plans, progress, target_env, threads, config.settings)
+        for plan in plans:
+            progress.add_table(plan.table, plan.rows_estimate, plan.bytes_estimate)
+        try:
+            for plan in plans:
+                run.shadows[plan.table] = shadow.create_shadow(dst, plan.table)
+            _copy_all(config, tools, src, run, min(threads, len(run.queue.queue) or 1))
+            _swap_groups(config, target_env, dst, run)
+        finally:
+            leftover = [s for t, s in run.shadows.items() if run.results[t].status != "swapped"]
+            with contextlib.suppress(DumpLoadError, pymysql.err.Error):
+                shadow.drop_shadows(_alive(dst, config, target_env), leftover)
+    report = CopyReport(list(run.results.values()), time.monotonic() - started, threads)
+    swapped = [t for t, r in run.results.items() if r.status == "swapped"]
+    if verify and swapped:
+        report.verify = verify_tables(config, source_env, target_env, swapped, threads=threads)
+        for check in report.verify.tables:
+            run.results[check.table].phases["verify"] = round(check.seconds, 3)
+    if metrics:
+        _record(config, source_env, target_env, report)
+    if run.fatal is not None and not isinstance(run.fatal, DumpLoadError):
+        raise run.fatal
+    if not report.ok:
+        failed = {r.table: r.error for r in report.tables if r.status != "swapped"}
+        first = next(iter(failed.items()))
+        raise CopyFailed(f"{len(failed)} of {len(report.tables)} table(s) not replaced on "
+                         f"{target_env.name} (old data kept): {first[0]}: {first[1]}", report,
+                         hint="see the run log for every table's error; fix it and run "
+                         "`dumpload data` again")
+    return report
+
+
+def _alive(session: Session, config: Config, env: DatabaseConfig) -> Session:
+    try:
+        session.conn.ping(reconnect=False)
+        return session
+    except pymysql.err.Error:
+        return connect(env, config.settings)
+
+
+def _tools(stack: ExitStack, src: Session, dst: Session) -> _Tools:
+    sb = find_binary("client", src.server.flavor)
+    tb = find_binary("client", dst.server.flavor)
+    sd = stack.enter_context(defaults_file(src.env, sb))
+    td = stack.enter_context(defaults_file(dst.env, tb))
+    return _Tools(sb, tb, sd, td, src.env.database, dst.env.database)
+
+
+Feed = Callable[[Callable[[bytes], None]], int]   # streams one chunk's bytes into a sink
+
+
+def _copy_all(config: Config, tools: _Tools, src: Session, run: _Run, workers: int) -> None:
+    readers = _open_snapshot(tools, src, list(run.plans), workers)
+    try:
+        run_workers(run, [_copy_job(config, tools, run, r) for r in readers])
+    finally:
+        for r in readers:
+            r.close()
+    if isinstance(run.fatal, SourceGone):
+        for table, result in run.results.items():
+            if result.status not in ("loaded", "failed"):
+                run.fail(table, run.fatal)
+
+
+def _copy_job(config: Config, tools: _Tools, run: _Run,
+              reader: SourceReader) -> Callable[[chunking.Chunk], None]:
+    def job(chunk: chunking.Chunk) -> None:
+        info = run.plans[chunk.table].info
+        assert info is not None
+        select = encode.select_sql(chunk.table, info.copied_columns, chunk.where)
+        spec = encode.load_spec(info.copied_columns)
+        load_chunk(config, tools, run, chunk, lambda sink: reader.stream(select, sink), spec)
+    return job
+
+
+def run_workers(run: _Run, jobs: list[Callable[[chunking.Chunk], None]]) -> None:
+    """One thread per job function; each takes chunks from the queue until it is empty."""
+    threads = [threading.Thread(target=_worker, args=(run, job), name=f"dumpload-data-{i}",
+                                daemon=True) for i, job in enumerate(jobs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def _open_snapshot(tools: _Tools, src: Session, tables: list[str],
+                   workers: int) -> list[SourceReader]:
+    """All workers' snapshots opened while writes to the tables are held by a READ lock."""
+    locked = _lock_source(src, tables)
+    readers: list[SourceReader] = []
+    try:
+        for i in range(workers):
+            reader = SourceReader(tools.source_binary, tools.source_defaults, tools.source_db,
+                                  f"source reader {i + 1} ({src.env.name})")
+            readers.append(reader)
+            reader.begin()
+    except BaseException:
+        for r in readers:
+            r.close()
+        raise
+    finally:
+        if locked:
+            src.execute("UNLOCK TABLES")
+    return readers
+
+
+def _lock_source(src: Session, tables: list[str]) -> bool:
+    try:
+        src.execute("LOCK TABLES " + ", ".join(f"{quote(t)} READ" for t in tables))
+        return True
+    except pymysql.err.MySQLError as exc:
+        log.warning("could not lock the source tables for one snapshot (%s); each worker "
+                    "reads its own snapshot, taken at nearly the same moment", exc)
+        return False
+
+
+def _worker(run: _Run, job: Callable[[chunking.Chunk], None]) -> None:
+    while run.fatal is None:
+        try:
+            chunk = run.queue.get_nowait()
+        except queue.Empty:
+            return
+        if run.failed(chunk.table):
+            continue
+        try:
+            job(chunk)
+            _chunk_done(run, chunk)
+        except SourceGone as exc:
+            run.fatal = exc
+            run.fail(chunk.table, exc)
+        except DumpLoadError as exc:
+            run.fail(chunk.table, exc)
+        except pymysql.err.MySQLError as exc:
+            run.fail(chunk.table, DataError(f"{chunk.table}: {exc}"))
+        except BaseException as exc:  # a bug: stop everything, report it
+            run.fatal = exc
+            run.fail(chunk.table, exc)
+
+
+def load_chunk(config: Config, tools: _Tools, run: _Run, chunk: chunking.Chunk, feed: Feed,
+               spec: encode.LoadSpec) -> None:
+    """Load one chunk into its shadow; a failed load is cleared and retried."""
+    load = encode.load_sql(run.shadows[chunk.table].shadow, spec)
+    with run.lock:
+        run.started.setdefault(chunk.table, time.monotonic())
+    attempts = max(1, config.settings.retry_attempts)
+    for attempt in range(1, attempts + 1):
+        try:
+            rows, size = _stream_chunk(tools, run, chunk, feed, load)
+        except LoadFailed as exc:
+            if not exc.retryable or attempt == attempts:
+                raise
+            log.warning("%s chunk %d (%s): %s; retrying (attempt %d of %d)", chunk.table,
+                        chunk.index, chunk.describe(), exc, attempt + 1, attempts)
+            _clear_chunk(config, run, chunk)
+            with run.lock:
+                run.results[chunk.table].retries += 1
+            time.sleep(min(2 ** attempt * 0.25, 4))
+            continue
+        with run.lock:
+            result = run.results[chunk.table]
+            result.rows += rows
+            result.bytes += size
+        return
+
+
+def _stream_chunk(tools: _Tools, run: _Run, chunk: chunking.Chunk, feed: Feed,
+                  load: str) -> tuple[int, int]:
+    loader = Loader(tools.target_binary, tools.target_defaults, tools.target_db, load,
+                    f"load of {chunk.table} chunk {chunk.index}")
+    counted = [0]
+
+    def sink(block: bytes) -> None:
+        loader.write(block)
+        rows = block.count(b"\n")
+        counted[0] += rows
+        run.progress.advance(chunk.table, rows, len(block))
+
+    try:
+        size = feed(sink)
+        loaded = loader.finish()
+    except BaseException:
+        loader.abort()
+        raise
+    finally:
+        loader.close()
+    if loaded != counted[0]:
+        raise LoadFailed(f"{chunk.table} chunk {chunk.index}: {counted[0]} rows sent but "
+                         f"{loaded} loaded", retryable=False)
+    return counted[0], size
+
+
+def _clear_chunk(config: Config, run: _Run, chunk: chunking.Chunk) -> None:
+    """Remove whatever a failed attempt may have committed for this range."""
+    table = run.shadows[chunk.table].shadow
+    with contextlib.closing(connect(run.target_env, config.settings)) as s:
+        where = f" WHERE {chunk.where}" if chunk.where else ""
+        s.execute(f"DELETE FROM {quote(table)}{where}")
+
+
+def _chunk_done(run: _Run, chunk: chunking.Chunk) -> None:
+    with run.lock:
+        run.remaining[chunk.table] -= 1
+        last = run.remaining[chunk.table] == 0
+    if not last or run.failed(chunk.table):
+        return
+    result = run.results[chunk.table]
+    result.phases["extract_load"] = round(time.monotonic() - run.started[chunk.table], 3)
+    started = time.monotonic()
+    with contextlib.closing(connect(run.target_env, run.settings)) as s:
+        shadow.build_indexes(s, run.shadows[chunk.table])
+    result.phases["index_build"] = round(time.monotonic() - started, 3)
+    result.status = "loaded"
+    run.progress.table_done(chunk.table, "loaded")
+
+
+# ---------------------------------------------------------------- swap
+def fk_groups(tables: list[str], edges: list[tuple[str, str]]) -> list[list[str]]:
+    """Tables linked (directly or not) by FKs among themselves, in input order (pure)."""
+    parent = {t: t for t in tables}
+
+    def find(t: str) -> str:
+        while parent[t] != t:
+            parent[t] = parent[parent[t]]
+            t = parent[t]
+        return t
+
+    for a, b in edges:
+        if a in parent and b in parent:
+            parent[find(a)] = find(b)
+    groups: dict[str, list[str]] = {}
+    for t in tables:
+        groups.setdefault(find(t), []).append(t)
+    return list(groups.values())
+
+
+def _swap_groups(config: Config, target_env: DatabaseConfig, dst: Session, run: _Run) -> None:
+    dst = _alive(dst, config, target_env)
+    names = list(run.plans)
+    fks = shadow.related_fks(dst, names)
+    edges = [(fk.table, fk.ref_table) for fk in fks if fk.ref_schema == dst.env.database]
+    for group in fk_groups(names, edges):
+        bad = [t for t in group if run.results[t].status != "loaded"]
+        if bad:
+            for t in group:
+                if t not in bad:
+                    run.fail(t, DataError(f"not swapped: linked by a foreign key to failed "
+                                          f"table {bad[0]!r}"))
+            continue
+        started = time.monotonic()
+        plans = {t: run.shadows[t] for t in group}
+        group_fks = [fk for fk in fks if fk.table in group or fk.ref_table in group]
+        try:
+            shadow.check_foreign_keys(dst, plans, dst.env.database, group_fks)
+            shadow.swap(dst, list(plans.values()), dst.env.database)
+        except (DumpLoadError, pymysql.err.MySQLError) as exc:
+            error = exc if isinstance(exc, DumpLoadError) else DataError(str(exc))
+            for t in group:
+                run.fail(t, error)
+            continue
+        for t in group:
+            run.results[t].status = "swapped"
+            run.results[t].phases["swap"] = round(time.monotonic() - started, 3)
+            run.progress.table_done(t, "done")
+
+
+def _record(config: Config, source_env: DatabaseConfig, target_env: DatabaseConfig,
+            report: CopyReport) -> None:
+    from dumpload.logs import record_metrics
+    for result in report.tables:
+        record_metrics(config.settings.log_dir, {
+            "step": "data", "source": source_env.name, "target": target_env.name,
+            "table": result.table, "rows": result.rows, "bytes": result.bytes,
+            "chunks": result.chunks, "threads": report.threads, "status": result.status,
+            "seconds": result.phases})

@@ -1,0 +1,210 @@
+"""Shadow tables on the target: create (deferred indexes), finish, check FKs, swap, clean up.
+
+Writes only tables named `_dl_shadow_*` / `_dl_old_*` (see `tables.work_name`) until the
+swap, which is one `RENAME TABLE t TO _dl_old_t, _dl_shadow_t TO t, ...` for a group of
+tables linked by foreign keys: readers see all old rows or all new rows, never a mix.
+
+InnoDB makes the swap need care with foreign keys: FK names are unique per database, so
+the shadow is created without FKs and they are added after the rename (the old table is
+dropped first to free the names); and a child's FK follows its parent's rename, so FKs of
+tables outside the copy that referenced a swapped table are re-pointed at the new one.
+Both are metadata-only changes with `foreign_key_checks=0`; rows are checked for FK
+violations with anti-join queries before the swap, so a constraint error fails the copy
+while the old data is still in place.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+
+from dumpload.data.tables import (
+    OLD_PREFIX,
+    SHADOW_PREFIX,
+    ForeignKey,
+    fks_into,
+    quote,
+    show_create,
+    triggers_of,
+    work_name,
+)
+from dumpload.db import Session
+from dumpload.errors import DataError
+
+log = logging.getLogger(__name__)
+
+_INDEX_LINE = re.compile(r"^\s*(UNIQUE KEY|KEY|INDEX|UNIQUE INDEX)\s")
+_FK_LINE = re.compile(r"^\s*CONSTRAINT\s+`(?:[^`]|``)+`\s+FOREIGN KEY\s")
+_AUTO_COL = re.compile(r"^\s*`((?:[^`]|``)+)`\s.*\bAUTO_INCREMENT\b")
+
+
+@dataclass
+class ShadowPlan:
+    """The target table's definition split into: create now, add after the load."""
+
+    table: str
+    shadow: str
+    create_sql: str
+    index_clauses: list[str] = field(default_factory=list)
+    fk_clauses: list[str] = field(default_factory=list)
+
+
+def split_create(table: str, create: str) -> ShadowPlan:
+    """Turn the target's `SHOW CREATE TABLE` into the shadow's CREATE plus deferred parts.
+
+    Secondary B-tree indexes and FKs are deferred; FULLTEXT/SPATIAL indexes and the index
+    that carries an AUTO_INCREMENT column (the server requires one) stay in the CREATE.
+    """
+    lines = create.splitlines()
+    auto = next((m.group(1).replace("``", "`") for ln in lines if (m := _AUTO_COL.match(ln))),
+                None)
+    keep, indexes, fks = [], [], []
+    for line in lines[1:]:
+        body = line.strip().rstrip(",")
+        if _FK_LINE.match(line):
+            fks.append(body)
+        elif _INDEX_LINE.match(line) and not (auto and _first_column(body) == auto):
+            indexes.append(body)
+        else:
+            keep.append(line)
+    shadow = work_name(SHADOW_PREFIX, table)
+    body = _fix_commas(keep)
+    create_sql = f"CREATE TABLE {quote(shadow)} (\n" + "\n".join(body)
+    return ShadowPlan(table, shadow, create_sql, indexes, fks)
+
+
+def _first_column(index_clause: str) -> str | None:
+    m = re.search(r"\(`((?:[^`]|``)+)`", index_clause)
+    return m.group(1).replace("``", "`") if m else None
+
+
+def _fix_commas(lines: list[str]) -> list[str]:
+    """After removing definition lines: every definition but the last ends with a comma."""
+    close = next(i for i in range(len(lines) - 1, -1, -1) if lines[i].startswith(")"))
+    defs = [ln.rstrip().rstrip(",") for ln in lines[:close]]
+    return [d + "," for d in defs[:-1]] + defs[-1:] + lines[close:]
+
+
+def create_shadow(session: Session, table: str) -> ShadowPlan:
+    plan = split_create(table, show_create(session, table))
+    session.execute(f"DROP TABLE IF EXISTS {quote(plan.shadow)}")
+    session.execute(plan.create_sql)
+    return plan
+
+
+def build_indexes(session: Session, plan: ShadowPlan) -> None:
+    """One ALTER adding every deferred index: InnoDB builds them sorted, in one pass."""
+    if plan.index_clauses:
+        session.execute("SET SESSION unique_checks = 1, foreign_key_checks = 0")
+        session.execute(f"ALTER TABLE {quote(plan.shadow)} "
+                        + ", ".join("ADD " + c for c in plan.index_clauses))
+
+
+def _violation_sql(fk: ForeignKey, child: str, parent_schema: str, parent: str) -> str:
+    conds = " AND ".join(f"p.{quote(rc)} = c.{quote(cc)}"
+                         for cc, rc in zip(fk.columns, fk.ref_columns, strict=True))
+    not_null = " AND ".join(f"c.{quote(cc)} IS NOT NULL" for cc in fk.columns)
+    return (f"SELECT {', '.join('c.' + quote(cc) for cc in fk.columns)} FROM {quote(child)} c "
+            f"WHERE {not_null} AND NOT EXISTS (SELECT 1 FROM {quote(parent_schema)}."
+            f"{quote(parent)} p WHERE {conds}) LIMIT 1")
+
+
+def check_foreign_keys(session: Session, plans: dict[str, ShadowPlan], database: str,
+                       fks: list[ForeignKey]) -> None:
+    """Refuse the swap if the rows after it would break any FK (old data still in place).
+
+    `fks`: every FK whose child or parent is among `plans`' tables. Each side is read
+    from its shadow when that table is being replaced.
+    """
+    for fk in fks:
+        child = plans[fk.table].shadow if fk.table in plans else fk.table
+        parent_db, parent = fk.ref_schema, fk.ref_table
+        if parent_db == database and parent in plans:
+            parent = plans[parent].shadow
+        row = session.query(_violation_sql(fk, child, parent_db, parent))
+        if row:
+            raise DataError(
+                f"foreign key {fk.name} of table {fk.table!r} would be violated after the "
+                f"copy: {dict(zip(fk.columns, row[0], strict=True))} has no matching row in "
+                f"{fk.ref_table!r}; the target keeps its old data",
+                hint="copy the referenced table too (add it to --tables / data_tables), or "
+                "fix the rows on the source")
+
+
+def related_fks(session: Session, tables: list[str]) -> list[ForeignKey]:
+    """FKs in and out of `tables` (target), each once."""
+    seen: dict[tuple[str, str], ForeignKey] = {}
+    for table in tables:
+        for fk in fks_into(session, table):
+            seen[(fk.table, fk.name)] = fk
+        from dumpload.data.tables import _fks_out  # the same catalog query, by child
+        for fk in _fks_out(session, table):
+            seen[(fk.table, fk.name)] = fk
+    return list(seen.values())
+
+
+def swap(session: Session, plans: list[ShadowPlan], database: str) -> None:
+    """Atomically put every shadow in place of its table, then restore FKs and triggers."""
+    names = [p.table for p in plans]
+    outside_children = [fk for t in names for fk in fks_into(session, t) if fk.table not in names]
+    child_clauses = {(fk.table, fk.name): _fk_clause(session, fk.table, fk.name)
+                     for fk in outside_children}
+    triggers = {t: triggers_of(session, t) for t in names}
+    session.execute("SET SESSION foreign_key_checks = 0")
+    pairs = []
+    for p in plans:
+        old = work_name(OLD_PREFIX, p.table)
+        session.execute(f"DROP TABLE IF EXISTS {quote(old)}")
+        pairs.append(f"{quote(p.table)} TO {quote(old)}, {quote(p.shadow)} TO {quote(p.table)}")
+    session.execute("RENAME TABLE " + ", ".join(pairs))
+    log.info("swapped in %s", ", ".join(names))
+    for p in plans:
+        for name, _ in triggers[p.table]:  # triggers moved with the old table
+            session.execute(f"DROP TRIGGER IF EXISTS {quote(name)}")
+        session.execute(f"DROP TABLE {quote(work_name(OLD_PREFIX, p.table))}")
+    for p in plans:
+        if p.fk_clauses:
+            session.execute(f"ALTER TABLE {quote(p.table)} "
+                            + ", ".join("ADD " + c for c in p.fk_clauses))
+        for _, statement in triggers[p.table]:
+            session.execute(statement)
+    for (child, name), clause in child_clauses.items():
+        session.execute(f"ALTER TABLE {quote(child)} DROP FOREIGN KEY {quote(name)}")
+        session.execute(f"ALTER TABLE {quote(child)} ADD {clause}")
+    session.execute("SET SESSION foreign_key_checks = 1")
+
+
+def _fk_clause(session: Session, table: str, name: str) -> str:
+    for line in show_create(session, table).splitlines():
+        if _FK_LINE.match(line) and line.strip().startswith(f"CONSTRAINT {quote(name)} "):
+            return line.strip().rstrip(",")
+    raise DataError(f"foreign key {name} of {table!r} not found in SHOW CREATE TABLE")
+
+
+def drop_shadows(session: Session, plans: list[ShadowPlan]) -> None:
+    for p in plans:
+        try:
+            session.execute(f"DROP TABLE IF EXISTS {quote(p.shadow)}")
+        except Exception as exc:  # best effort: the next run cleans up too
+            log.warning("could not drop %s: %s", p.shadow, exc)
+
+
+def cleanup_leftovers(session: Session) -> list[str]:
+    """Drop `_dl_shadow_*` tables left by an interrupted run; returns their names.
+
+    A leftover `_dl_old_*` means a run died between the swap and the drop: the swap had
+    happened, so the old copy is dropped too.
+    """
+    rows = session.query(
+        "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
+        "AND (TABLE_NAME LIKE %s OR TABLE_NAME LIKE %s)",
+        (SHADOW_PREFIX.replace("_", "\\_") + "%", OLD_PREFIX.replace("_", "\\_") + "%"))
+    names = [r[0] for r in rows]
+    if names:
+        session.execute("SET SESSION foreign_key_checks = 0")
+        for name in names:
+            session.execute(f"DROP TABLE IF EXISTS {quote(name)}")
+        session.execute("SET SESSION foreign_key_checks = 1")
+        log.warning("dropped leftover work tables of an interrupted run: %s", ", ".join(names))
+    return names

@@ -1,0 +1,204 @@
+"""Byte streams between the servers' own clients; Python relays, counts, never decodes rows.
+
+A `SourceReader` is one long-lived source client (`mariadb --batch --raw --quick
+--unbuffered`) fed SQL on stdin: it opens one snapshot transaction and then runs one
+SELECT per chunk inside it. After each SELECT it runs `SELECT '<token>'`; the relay stops
+at that line (and drops it), so one process serves many chunks from one snapshot, and a
+chunk can be re-read from the same snapshot when its load failed.
+
+A `Loader` is one target client per chunk running `LOAD DATA LOCAL INFILE '/dev/stdin'`
+and then printing `ROW_COUNT()` and the warning count. LOCAL turns errors into warnings,
+so any warning fails the chunk (with the first warnings as the message): nothing is ever
+silently truncated or skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import subprocess
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+from dumpload.errors import DataError, ToolError
+from dumpload.tools import Binary, Process, base_argv
+
+log = logging.getLogger(__name__)
+
+BLOCK = 1 << 20
+# Long waits are normal in a pipeline (the other side may be building an index): the
+# servers must not time the connection out meanwhile.
+SOURCE_SESSION = ("SET SESSION time_zone = '+00:00', net_write_timeout = 86400, "
+                  "net_read_timeout = 86400, wait_timeout = 86400")
+TARGET_SESSION = ("SET SESSION time_zone = '+00:00', "
+                  "sql_mode = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION', "
+                  "unique_checks = 0, foreign_key_checks = 0, "
+                  "net_read_timeout = 86400, net_write_timeout = 86400")
+
+
+class SourceGone(DataError):
+    """The source client died or failed: its snapshot is lost."""
+
+
+class LoadFailed(DataError):
+    """A chunk's load on the target failed; `retryable` when the cause may be transient."""
+
+    def __init__(self, message: str, *, retryable: bool, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.retryable = retryable
+
+
+def client_argv(binary: Binary, defaults: Path, database: str, *extra: str) -> list[str]:
+    return [*base_argv(binary, defaults), "--batch", "--skip-column-names",
+            "--default-character-set=binary", *extra, f"--database={database}"]
+
+
+class SourceReader:
+    """One source client process holding one snapshot; `stream()` relays a SELECT's rows."""
+
+    def __init__(self, binary: Binary, defaults: Path, database: str, what: str) -> None:
+        argv = client_argv(binary, defaults, database, "--raw", "--quick", "--unbuffered")
+        self.proc = Process(argv, what=what, stdin=subprocess.PIPE)
+        self.token = f"__dumpload_end_{uuid.uuid4().hex}__".encode()
+        self._fd = self.proc.stdout.fileno()
+
+    def _send(self, sql: str) -> None:
+        try:
+            self.proc.stdin.write(sql.encode("utf-8") + b";\n")
+            self.proc.stdin.flush()
+        except OSError:
+            raise self._gone() from None
+
+    def _gone(self) -> SourceGone:
+        self.proc.kill()
+        return SourceGone(f"{self.proc.what} failed: {self.proc.stderr_text() or 'exited'}",
+                          hint="check the source server's error log, then run again")
+
+    def begin(self, isolation_sql: str = SOURCE_SESSION) -> None:
+        """Session settings, then open the snapshot (returns once the server has it)."""
+        self._send(isolation_sql)
+        self._send("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        self._send("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+        self.stream(None, lambda block: None)
+
+    def stream(self, select: str | None, sink: Callable[[bytes], None]) -> int:
+        """Run `select` (None: nothing) and pass its output to `sink`; returns bytes sent.
+
+        Always reads up to the end marker, so the reader is ready for the next chunk even
+        when `sink` raised (the exception is re-raised after draining).
+        """
+        if select:
+            self._send(select)
+        self._send(f"SELECT '{self.token.decode()}'")
+        marker = self.token + b"\n"
+        pending, total, failure = b"", 0, None
+        while True:
+            block = os.read(self._fd, BLOCK)
+            if not block:
+                raise self._gone()
+            pending += block
+            end = _find_marker(pending, marker)
+            out = pending[:end] if end >= 0 else pending[:-len(marker)]
+            if out and failure is None:
+                try:
+                    sink(out)
+                except Exception as exc:  # drain the rest, then report the sink's error
+                    failure = exc
+            total += len(out)
+            if end >= 0:
+                break
+            pending = pending[len(out):]
+        if failure is not None:
+            raise failure
+        return total
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        self.proc.close()
+
+
+def _find_marker(buffer: bytes, marker: bytes) -> int:
+    """Offset of the marker line in `buffer` (at the start or after a newline), or -1."""
+    if buffer.startswith(marker):
+        return 0
+    at = buffer.find(b"\n" + marker)
+    return at + 1 if at >= 0 else -1
+
+
+class Loader:
+    """One target client running one LOAD DATA from its stdin."""
+
+    def __init__(self, binary: Binary, defaults: Path, database: str, load_sql: str,
+                 what: str) -> None:
+        script = (f"{TARGET_SESSION}; {load_sql}; SELECT ROW_COUNT(), @@warning_count; "
+                  "SHOW WARNINGS LIMIT 5")
+        argv = client_argv(binary, defaults, database, "--local-infile=1", "-e", script)
+        self.proc = Process(argv, what=what, stdin=subprocess.PIPE)
+        self.what = what
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def write(self, block: bytes) -> None:
+        try:
+            self.proc.stdin.write(block)
+        except OSError:  # the client went away; finish() says why
+            raise LoadFailed(f"{self.what}: the load stopped early: {self._error()}",
+                             retryable=True) from None
+
+    def _error(self) -> str:
+        self.proc.wait()
+        return self.proc.stderr_text() or f"exit {self.proc.popen.returncode}"
+
+    def finish(self) -> int:
+        """Close the stream, check the load; returns the rows the server loaded."""
+        with contextlib.suppress(OSError):
+            self.proc.stdin.close()
+        out = self.proc.stdout.read()
+        try:
+            self.proc.check()
+        except ToolError as exc:
+            raise LoadFailed(f"{self.what}: {exc.stderr or exc}", retryable=True) from None
+        lines = out.decode("utf-8", "replace").strip().splitlines()
+        rows, warnings = (int(x) for x in lines[0].split("\t")[:2])
+        if warnings:
+            detail = "; ".join(" ".join(w.split("\t")[1:]) for w in lines[1:6])
+            raise LoadFailed(f"{self.what}: the server reported {warnings} warning(s) while "
+                             f"loading: {detail}", retryable=False,
+                             hint="the target table must have the source's structure: "
+                             "run `dumpload structure` first")
+        return rows
+
+    def abort(self) -> None:
+        """Kill the client: the server rolls the unfinished LOAD back."""
+        self.proc.kill()
+        self.proc.close()
+
+    def close(self) -> None:
+        self.proc.close()
+
+
+def relay_file(path: Path, sink: Callable[[bytes], None]) -> int:
+    """Send a file's bytes to `sink`; returns the count."""
+    total = 0
+    with path.open("rb") as fh:
+        while block := fh.read(BLOCK):
+            sink(block)
+            total += len(block)
+    return total
+
+
+def drain(reader: IO[bytes], sink: Callable[[bytes], None]) -> int:
+    total = 0
+    while block := reader.read(BLOCK):
+        sink(block)
+        total += len(block)
+    return total

@@ -1,0 +1,177 @@
+"""What the data copy needs to know about a table, read from `information_schema`.
+
+Read-only: columns (type, charset, nullability, generated, invisible), the key used for
+chunking, foreign keys in and out, triggers and the target's `SHOW CREATE TABLE`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from dumpload.db import Session
+
+SHADOW_PREFIX = "_dl_shadow_"
+OLD_PREFIX = "_dl_old_"
+MAX_NAME = 64
+
+
+def quote(name: str) -> str:
+    """A backtick-quoted identifier (backticks inside doubled)."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+def work_name(prefix: str, table: str) -> str:
+    """`_dl_shadow_<table>` (or `_dl_old_`), shortened + hashed to fit 64 characters."""
+    name = prefix + table
+    if len(name) <= MAX_NAME:
+        return name
+    digest = hashlib.sha1(table.encode()).hexdigest()[:8]
+    return f"{prefix}{table[:MAX_NAME - len(prefix) - 9]}_{digest}"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    data_type: str        # lower case: int, varchar, float, bit, geometry, ...
+    column_type: str      # full: int(11) unsigned, enum('a','b'), ...
+    charset: str | None
+    collation: str | None
+    nullable: bool
+    generated: bool
+    invisible: bool
+
+    @property
+    def signature(self) -> tuple[str, str, str | None, bool]:
+        """What must agree between source and target for bytes to load unchanged."""
+        kind = self.column_type if self.data_type in ("enum", "set") else self.data_type
+        return (self.name, kind, self.charset, self.generated)
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    name: str
+    table: str                 # the referencing (child) table
+    columns: tuple[str, ...]
+    ref_schema: str
+    ref_table: str
+    ref_columns: tuple[str, ...]
+
+
+@dataclass
+class TableInfo:
+    name: str
+    columns: list[Column]
+    key: tuple[str, ...] = ()           # PK, else a NOT NULL unique key; () = none
+    key_types: tuple[str, ...] = ()
+    engine: str = "InnoDB"
+    rows_estimate: int = 0
+    data_bytes: int = 0
+    fks_out: list[ForeignKey] = field(default_factory=list)
+
+    @property
+    def copied_columns(self) -> list[Column]:
+        """Columns whose values are sent: generated ones are recomputed by the target."""
+        return [c for c in self.columns if not c.generated]
+
+
+def _columns(session: Session, table: str) -> list[Column]:
+    rows = session.query(
+        "SELECT COLUMN_NAME, LOWER(DATA_TYPE), COLUMN_TYPE, CHARACTER_SET_NAME, "
+        "COLLATION_NAME, IS_NULLABLE, EXTRA FROM information_schema.COLUMNS "
+        "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION", (table,))
+    out = []
+    for name, dtype, ctype, charset, collation, nullable, extra in rows:
+        extra = (extra or "").upper()
+        generated = any(word in extra for word in ("VIRTUAL", "STORED GENERATED", "PERSISTENT"))
+        out.append(Column(name, dtype, ctype, charset, collation, nullable == "YES",
+                          generated, "INVISIBLE" in extra))
+    return out
+
+
+def _chunk_key(session: Session, table: str, columns: list[Column]) -> tuple[str, ...]:
+    rows = session.query(
+        "SELECT s.INDEX_NAME, s.COLUMN_NAME, s.NULLABLE FROM information_schema.STATISTICS s "
+        "WHERE s.TABLE_SCHEMA = DATABASE() AND s.TABLE_NAME = %s AND s.NON_UNIQUE = 0 "
+        "ORDER BY s.INDEX_NAME = 'PRIMARY' DESC, s.INDEX_NAME, s.SEQ_IN_INDEX", (table,))
+    keys: dict[str, list[tuple[str | None, str]]] = {}
+    for index, column, nullable in rows:
+        keys.setdefault(index, []).append((column, nullable or ""))
+    virtual = {c.name for c in columns if c.generated}
+    for parts in keys.values():
+        if all(col and nullable != "YES" and col not in virtual for col, nullable in parts):
+            return tuple(str(col) for col, _ in parts)
+    return ()
+
+
+def _fks_out(session: Session, table: str) -> list[ForeignKey]:
+    rows = session.query(
+        "SELECT CONSTRAINT_NAME, COLUMN_NAME, REFERENCED_TABLE_SCHEMA, REFERENCED_TABLE_NAME, "
+        "REFERENCED_COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE "
+        "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s "
+        "AND REFERENCED_TABLE_NAME IS NOT NULL ORDER BY CONSTRAINT_NAME, ORDINAL_POSITION",
+        (table,))
+    return _group_fks(table, rows)
+
+
+def _group_fks(table: str, rows: list[tuple]) -> list[ForeignKey]:
+    grouped: dict[str, list[tuple]] = {}
+    for row in rows:
+        grouped.setdefault(row[0], []).append(row)
+    return [ForeignKey(name, table, tuple(r[1] for r in parts), parts[0][2], parts[0][3],
+                       tuple(r[4] for r in parts)) for name, parts in grouped.items()]
+
+
+def fks_into(session: Session, table: str) -> list[ForeignKey]:
+    """Foreign keys of other tables (or the table itself) that reference `table`."""
+    rows = session.query(
+        "SELECT CONSTRAINT_NAME, COLUMN_NAME, REFERENCED_TABLE_SCHEMA, REFERENCED_TABLE_NAME, "
+        "REFERENCED_COLUMN_NAME, TABLE_NAME FROM information_schema.KEY_COLUMN_USAGE "
+        "WHERE REFERENCED_TABLE_SCHEMA = DATABASE() AND REFERENCED_TABLE_NAME = %s "
+        "AND TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME, CONSTRAINT_NAME, ORDINAL_POSITION",
+        (table,))
+    out: list[ForeignKey] = []
+    by_child: dict[str, list[tuple]] = {}
+    for row in rows:
+        by_child.setdefault(row[5], []).append(row[:5])
+    for child, parts in by_child.items():
+        out += _group_fks(child, parts)
+    return out
+
+
+def inspect_table(session: Session, table: str) -> TableInfo:
+    """Columns, chunking key, size and outgoing FKs of `table` in the session's database."""
+    columns = _columns(session, table)
+    key = _chunk_key(session, table, columns)
+    types = {c.name: c.data_type for c in columns}
+    meta = session.query(
+        "SELECT ENGINE, COALESCE(TABLE_ROWS, 0), COALESCE(DATA_LENGTH, 0) "
+        "FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
+        (table,))
+    engine, rows, data = meta[0] if meta else ("InnoDB", 0, 0)
+    return TableInfo(table, columns, key, tuple(types[k] for k in key), engine or "",
+                     int(rows), int(data), _fks_out(session, table))
+
+
+def base_tables(session: Session) -> list[str]:
+    """Base tables of the session's database, by name, without dumpload's work tables."""
+    rows = session.query(
+        "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
+        "AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME")
+    return [r[0] for r in rows if not r[0].startswith((SHADOW_PREFIX, OLD_PREFIX))]
+
+
+def show_create(session: Session, table: str) -> str:
+    return str(session.query(f"SHOW CREATE TABLE {quote(table)}")[0][1])
+
+
+def triggers_of(session: Session, table: str) -> list[tuple[str, str]]:
+    """(name, CREATE TRIGGER statement) of each trigger on `table`."""
+    names = session.query(
+        "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() "
+        "AND EVENT_OBJECT_TABLE = %s ORDER BY ACTION_ORDER", (table,))
+    out = []
+    for (name,) in names:
+        row = session.query_dicts(f"SHOW CREATE TRIGGER {quote(name)}")[0]
+        out.append((name, str(row["SQL Original Statement"])))
+    return out
