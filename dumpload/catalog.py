@@ -6,6 +6,15 @@ from dataclasses import dataclass
 
 from dumpload.db import Session
 
+# Tables dumpload itself creates while it works (data shadows, structure rebuilds). They
+# are never compared, listed, backed up or copied; a failed run's leftovers are dropped
+# by the next run.
+WORK_TABLE_PREFIXES = ("_dl_shadow_", "_dl_old_", "_dl_new_")
+
+
+def is_work_table(name: str) -> bool:
+    return name.startswith(WORK_TABLE_PREFIXES)
+
 
 @dataclass(frozen=True)
 class TableSize:
@@ -24,7 +33,8 @@ def table_sizes(session: Session, schema: str | None = None) -> list[TableSize]:
         "COALESCE(DATA_LENGTH, 0), COALESCE(INDEX_LENGTH, 0) "
         "FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s ORDER BY TABLE_NAME",
         (schema or session.env.database,))
-    return [TableSize(r[0], r[1], r[2], int(r[3]), int(r[4]), int(r[5])) for r in rows]
+    return [TableSize(r[0], r[1], r[2], int(r[3]), int(r[4]), int(r[5])) for r in rows
+            if not is_work_table(r[0])]
 
 
 def human_bytes(n: float) -> str:
@@ -33,3 +43,35 @@ def human_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} TiB"
+
+
+def foreign_key_edges(session: Session, schema: str | None = None) -> list[tuple[str, str]]:
+    """(child, parent) table pairs of every foreign key inside `schema`."""
+    return [(r[0], r[1]) for r in session.query(
+        "SELECT DISTINCT TABLE_NAME, REFERENCED_TABLE_NAME "
+        "FROM information_schema.REFERENTIAL_CONSTRAINTS "
+        "WHERE CONSTRAINT_SCHEMA = %s AND UNIQUE_CONSTRAINT_SCHEMA = CONSTRAINT_SCHEMA",
+        (schema or session.env.database,))]
+
+
+def fk_groups(tables: list[str], edges: list[tuple[str, str]]) -> list[list[str]]:
+    """Tables linked (directly or not) by FKs among themselves, in input order (pure).
+
+    Work on tables of one group must not run in parallel: dropping or renaming a parent
+    waits for locks its children's sessions hold.
+    """
+    parent = {t: t for t in tables}
+
+    def find(t: str) -> str:
+        while parent[t] != t:
+            parent[t] = parent[parent[t]]
+            t = parent[t]
+        return t
+
+    for a, b in edges:
+        if a in parent and b in parent:
+            parent[find(a)] = find(b)
+    groups: dict[str, list[str]] = {}
+    for t in tables:
+        groups.setdefault(find(t), []).append(t)
+    return list(groups.values())

@@ -29,6 +29,7 @@ from dumpload import tools
 from dumpload.backup.create import create_backup, quote_name
 from dumpload.backup.files import BackupInfo, Frame, find_backup, load_info
 from dumpload.backup.verify import verify_backup
+from dumpload.catalog import fk_groups, foreign_key_edges
 from dumpload.config import Config, DatabaseConfig
 from dumpload.db import session
 from dumpload.errors import BackupError, DumpLoadError, ToolError
@@ -157,7 +158,12 @@ def _restore(config: Config, plan: RestorePlan, progress: ProgressFn | None) -> 
             by_table.setdefault(f.name, []).append(f)
     client = tools.find_binary("client", plan.flavor)
     fed = _Counter(progress)
-    jobs = [(t, header + by_table[t] + footer) for t in plan.tables]
+    # Tables linked by foreign keys go through one client, in dump order: dropping a
+    # parent while another client loads its child ends in a lock wait.
+    with session(plan.env, config.settings) as s:
+        groups = fk_groups(plan.tables, foreign_key_edges(s))
+    jobs = [(", ".join(group), header + [f for t in group for f in by_table[t]] + footer)
+            for group in groups]
     tail = _tail_frames(frames, plan)
     with tools.defaults_file(plan.env, client) as defaults:
         errors = _run_parallel(client, defaults, plan, jobs, fed, config.settings.threads)

@@ -35,7 +35,4 @@ def main() -> None:
 
 
 # Areas: importing a module registers its commands on `cli`.
-from dumpload.cli import basics  # noqa: E402,F401
-from dumpload.cli import backup  # noqa: E402,F401
-from dumpload.cli import structure  # noqa: E402,F401
-from dumpload.cli import data  # noqa: E402,F401
+from dumpload.cli import backup, basics, data, flow, structure  # noqa: E402,F401

@@ -14,6 +14,7 @@ Session settings while applying:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 
@@ -73,7 +74,9 @@ def apply_plan(session: Session, plan: Plan,
                         raise
                     _rebuild(session, step, exc, on_statement)
     finally:
-        session.execute("SET SESSION sql_mode=%s, foreign_key_checks=%s", saved)
+        # A lost connection must surface as the statement's error, not as this one.
+        with contextlib.suppress(pymysql.err.Error):
+            session.execute("SET SESSION sql_mode=%s, foreign_key_checks=%s", saved)
     return done
 
 
@@ -95,7 +98,8 @@ def _execute(session: Session, step: Step, sql: str) -> None:
         raise error from None
     finally:
         if step.sql_mode is not None:
-            session.execute(f"SET SESSION sql_mode='{APPLY_SQL_MODE}'")
+            with contextlib.suppress(pymysql.err.Error):
+                session.execute(f"SET SESSION sql_mode='{APPLY_SQL_MODE}'")
 
 
 def _rebuild(session: Session, step: Step, cause: StructureError,

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from typing import Any
 
+from dumpload.catalog import is_work_table
 from dumpload.config import select_tables
 from dumpload.db import Session
 from dumpload.schema import flavor as fl
@@ -58,7 +59,8 @@ def build_schema(database: str, flavor: str, version: tuple[int, int, int],
     """The model from literal catalog rows (pure; unit tests feed MySQL rows here)."""
     kinds = {fl.text(fl.get(r, "TABLE_NAME")): (fl.text(fl.get(r, "TABLE_TYPE")) or "")
              for r in rows.get("tables", [])}
-    selected = set(select_tables(sorted(k for k in kinds if k), include, exclude))
+    names = sorted(k for k in kinds if k and not is_work_table(k))
+    selected = set(select_tables(names, include, exclude))
     base = {n for n in selected if kinds[n] == "BASE TABLE"}
     ignored = tuple(f"{n}: {kinds[n].lower()} not compared" for n in sorted(selected)
                     if kinds[n] not in ("BASE TABLE", "VIEW"))

@@ -1,0 +1,382 @@
+"""The whole flow: analyse → back up → structure → data → verify, resumable, one report.
+
+`analyse_sync` reads both servers and decides everything a run will do (nothing is
+written). `run_sync` carries that plan out step by step, recording each step in the run
+journal (`dumpload.journal`) so that a rerun after a failure or a kill resumes the same run:
+the same pre-change backup stays the rollback point, finished steps are not redone, and
+tables whose data already matches the source are not copied again. `rollback_run` puts the
+target tables a run changed back from that run's pre-change backup.
+
+This module calls the areas' libraries (`schema`, `data`, `backup`) and never prints;
+progress and events reach the CLI through the `events` callback.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from dumpload import journal as journals
+from dumpload.backup import create_backup, find_backup, restore_backup
+from dumpload.catalog import table_sizes
+from dumpload.config import Config, DatabaseConfig, select_tables
+from dumpload.data import copy_tables, verify_tables
+from dumpload.db import connect
+from dumpload.errors import DumpLoadError, StructureError, UsageError, VerifyError
+from dumpload.logs import record_metrics
+from dumpload.schema import Plan, apply_plan, plan_structure
+
+log = logging.getLogger(__name__)
+
+Events = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    structure_tables: tuple[str, ...]
+    data_tables: tuple[str, ...]
+    exclude_tables: tuple[str, ...]
+    allow_unsafe: bool = False
+    no_backup: bool = False
+    keep_definer: bool = False
+    threads: int = 4
+
+
+@dataclass
+class DataItem:
+    """One table whose data the run replaces, and why."""
+
+    table: str
+    reason: str            # "new table", "structure changes", "data differs"
+    rows: int              # the source catalog's estimate
+    data_bytes: int
+
+
+@dataclass
+class SyncPlan:
+    source: DatabaseConfig
+    target: DatabaseConfig
+    structure: Plan
+    data: list[DataItem]
+    identical: list[str]                 # data tables that already match the source
+    backup_tables: list[str]             # existing target tables the run will change
+    analysis_seconds: float = 0.0
+
+    @property
+    def is_empty(self) -> bool:
+        return self.structure.is_empty and not self.data
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source.describe(), "target": self.target.describe(),
+            "structure": self.structure.to_dict(),
+            "data": [item.__dict__ for item in self.data],
+            "identical_data_tables": self.identical,
+            "backup_tables": self.backup_tables,
+        }
+
+
+@dataclass
+class SyncReport:
+    run_id: str
+    status: str
+    resumed: bool = False
+    backups: list[str] = field(default_factory=list)
+    steps: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tables: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def table(self, name: str) -> dict[str, Any]:
+        return self.tables.setdefault(name, {"table": name, "structure_changes": [],
+                                             "action": "unchanged", "rows": 0, "bytes": 0,
+                                             "seconds": 0.0, "verified": None})
+
+    def to_dict(self) -> dict[str, Any]:
+        rows = sum(t["rows"] for t in self.tables.values())
+        data_bytes = sum(t["bytes"] for t in self.tables.values())
+        return {
+            "run_id": self.run_id, "status": self.status, "resumed": self.resumed,
+            "backup": self.backups[-1] if self.backups else None, "backups": self.backups,
+            "steps": self.steps, "tables": list(self.tables.values()),
+            "totals": {"tables_changed": sum(t["action"] != "unchanged"
+                                             for t in self.tables.values()),
+                       "rows": rows, "bytes": data_bytes,
+                       "seconds": round(sum(s.get("seconds", 0) for s in self.steps.values()),
+                                        3)},
+        }
+
+
+def sync_options(config: Config, tables: Sequence[str] = (), *, allow_unsafe: bool = False,
+                 no_backup: bool = False, keep_definer: bool = False,
+                 threads: int | None = None) -> SyncOptions:
+    """Options from the config; `--tables` replaces both configured lists."""
+    repl = config.replication
+    return SyncOptions(
+        structure_tables=tuple(tables) or repl.structure_tables,
+        data_tables=tuple(tables) or repl.data_tables, exclude_tables=repl.exclude_tables,
+        allow_unsafe=allow_unsafe, no_backup=no_backup, keep_definer=keep_definer,
+        threads=threads or config.settings.threads)
+
+
+# --- analyse -------------------------------------------------------------------------------
+
+def analyse_sync(config: Config, source: DatabaseConfig, target: DatabaseConfig,
+                 options: SyncOptions) -> SyncPlan:
+    """Everything the run would do; reads both servers, writes nothing."""
+    started = time.monotonic()
+    with connect(source, config.settings) as src, connect(target, config.settings) as dst:
+        structure = plan_structure(src, dst, options.structure_tables, options.exclude_tables,
+                                   allow_unsafe=options.allow_unsafe,
+                                   keep_definer=options.keep_definer)
+        source_sizes = {t.name: t for t in table_sizes(src) if t.kind == "BASE TABLE"}
+        target_tables = {t.name for t in table_sizes(dst) if t.kind == "BASE TABLE"}
+        wanted = select_tables(source_sizes, options.data_tables, options.exclude_tables)
+        data, identical = _data_items(config, source, target, structure, wanted, source_sizes,
+                                      target_tables)
+    touched = set(structure.touched_tables) | {d.table for d in data}
+    backup_tables = sorted(t for t in touched if t in target_tables)
+    return SyncPlan(source, target, structure, data, identical, backup_tables,
+                    round(time.monotonic() - started, 3))
+
+
+def _data_items(config: Config, source: DatabaseConfig, target: DatabaseConfig, structure: Any,
+                wanted: list[str], sizes: dict[str, Any],
+                target_tables: set[str]) -> tuple[list[DataItem], list[str]]:
+    """Which data tables need a copy. Tables the structure step leaves alone are compared
+    by count and checksum first, so a rerun copies only what still differs."""
+    changed = set(structure.touched_tables) | set(structure.created_tables)
+    compare = [t for t in wanted if t in target_tables and t not in changed]
+    same = set()
+    if compare:
+        result = verify_tables(config, source, target, compare)
+        same = {name for name, ok in result.table_ok().items() if ok}
+    items, identical = [], []
+    for name in wanted:
+        if name in same:
+            identical.append(name)
+            continue
+        reason = ("new table" if name not in target_tables else
+                  "structure changes" if name in changed else "data differs")
+        items.append(DataItem(name, reason, sizes[name].rows, sizes[name].data_bytes))
+    return items, identical
+
+
+# --- run -----------------------------------------------------------------------------------
+
+def run_sync(config: Config, plan: SyncPlan, options: SyncOptions, run_id: str,
+             events: Events | None = None, progress: Any = None) -> SyncReport:
+    """Carry out `plan`: back up, structure, data, verify. Raises the failing step's error
+    with `.step`/`.table` set; the journal keeps what was done for a resume or rollback."""
+    events = events or (lambda kind, info: None)
+    ensure_safe(plan, options)
+    journal = journals.begin(config.settings.log_dir, run_id, plan.source.name,
+                             plan.target.name, plan.target.database)
+    report = SyncReport(journal.run_id, "running", resumed=journal.resumed_times > 0,
+                        backups=list(journal.backups))
+    report.steps["analyse"] = {"seconds": plan.analysis_seconds}
+    if journal.resumed_times:
+        events("resumed", {"run_id": journal.run_id, "steps": journal.steps})
+    step = "backup"
+    try:
+        _step_backup(config, plan, options, journal, report, events)
+        step = "structure"
+        _step_structure(config, plan, options, journal, report, events)
+        step = "data"
+        _step_data(config, plan, options, journal, report, events, progress)
+        step = "verify"
+        _step_verify(config, plan, options, journal, report, events)
+    except (DumpLoadError, KeyboardInterrupt) as exc:
+        _record_failure(journal, report, step, exc)
+        raise
+    report.status = "ok"
+    journal.finish(journals.DONE)
+    _write_metrics(config, report)
+    return report
+
+
+def ensure_safe(plan: SyncPlan, options: SyncOptions) -> None:
+    """Refuse (exit 5, nothing written) a plan with unsafe changes unless allowed."""
+    unsafe = plan.structure.unsafe
+    if unsafe and not options.allow_unsafe:
+        listed = "; ".join(f"{c.table}: {c.summary}" for c in unsafe)
+        raise StructureError(f"the plan has {len(unsafe)} unsafe change(s), nothing was "
+                             f"written: {listed}", hint="review them with `dumpload analyze`, "
+                             "then rerun with --allow-unsafe if they are intended")
+
+
+def _record_failure(journal: journals.Journal, report: SyncReport, step: str,
+                    exc: BaseException) -> None:
+    table = getattr(exc, "table", None)
+    if isinstance(exc, DumpLoadError):
+        exc.step = step  # type: ignore[attr-defined]
+        rollback = (f"rollback with `dumpload rollback {journal.run_id}`"
+                    if journal.changed_tables else "nothing was changed on the target")
+        exc.hint = (f"{exc.hint}; " if exc.hint else "") + (
+            f"rerun `dumpload sync` to resume run {journal.run_id}, or {rollback}")
+    report.status = "failed"
+    journal.finish(journals.FAILED, {"step": step, "table": table, "message": str(exc)})
+
+
+def _timed(report: SyncReport, step: str, events: Events) -> Callable[..., None]:
+    started = time.monotonic()
+    events("step", {"step": step})
+
+    def done(**details: Any) -> None:
+        report.steps[step] = {"seconds": round(time.monotonic() - started, 3), **details}
+        events("step-done", {"step": step, **report.steps[step]})
+    return done
+
+
+def _step_backup(config: Config, plan: SyncPlan, options: SyncOptions,
+                 journal: journals.Journal, report: SyncReport, events: Events) -> None:
+    done = _timed(report, "backup", events)
+    # On a resume, the first run's backup is the rollback point: only tables it lacks are
+    # backed up now (a table half-changed by the first run must not replace its backup).
+    missing = [t for t in plan.backup_tables if t not in journal.backed_up_tables]
+    if options.no_backup or not missing:
+        done(skipped=True, reason="--no-backup" if options.no_backup else "nothing to back up")
+        journal.mark_step("backup", journals.DONE)
+        return
+    label = "pre-sync" if not journal.backups else "pre-sync-resume"
+    info = create_backup(config, plan.target, missing, label=label, run_id=journal.run_id)
+    journal.add_unique("backups", [info.id])
+    journal.add_unique("backed_up_tables", missing)
+    report.backups = list(journal.backups)
+    journal.mark_step("backup", journals.DONE, backup=info.id)
+    done(backup=info.id, tables=len(missing))
+
+
+def _step_structure(config: Config, plan: SyncPlan, options: SyncOptions,
+                    journal: journals.Journal, report: SyncReport, events: Events) -> None:
+    done = _timed(report, "structure", events)
+    structure = plan.structure
+    for change in structure.changes:
+        report.table(change.table)["structure_changes"].append(change.summary)
+        report.table(change.table)["action"] = "altered"
+    if structure.is_empty:
+        journal.mark_step("structure", journals.DONE)
+        done(statements=0)
+        return
+    journal.add_unique("tables_created", [t for t in structure.created_tables])
+    journal.add_unique("tables_altered", [t for t in structure.touched_tables])
+    with connect(plan.target, config.settings) as dst:
+        apply_plan(dst, structure, on_statement=lambda sql: events("sql", {"sql": sql}))
+        with connect(plan.source, config.settings) as src:
+            left = plan_structure(src, dst, options.structure_tables, options.exclude_tables,
+                                  allow_unsafe=True, keep_definer=options.keep_definer)
+    if not left.is_empty:
+        raise StructureError("the structure step did not converge; still different: "
+                             + "; ".join(f"{c.table}: {c.summary}" for c in left.changes),
+                             hint="run `dumpload analyze` to see the remaining differences")
+    journal.mark_step("structure", journals.DONE)
+    done(statements=len(structure.statements))
+
+
+def _step_data(config: Config, plan: SyncPlan, options: SyncOptions, journal: journals.Journal,
+               report: SyncReport, events: Events, progress: Any) -> None:
+    done = _timed(report, "data", events)
+    tables = [item.table for item in plan.data]
+    for name in plan.identical:
+        report.table(name)["verified"] = None
+    if not tables:
+        journal.mark_step("data", journals.DONE)
+        done(tables=0)
+        return
+    journal.add_unique("tables_copied", tables)
+    result = copy_tables(config, plan.source, plan.target, tables, threads=options.threads,
+                         progress=progress)
+    for item in result.tables:
+        entry = report.table(item.table)
+        entry.update(action="copied" if entry["action"] == "unchanged" else "altered+copied",
+                     rows=item.rows, bytes=item.bytes, seconds=round(item.seconds, 3))
+    journal.mark_step("data", journals.DONE, tables=len(tables))
+    done(tables=len(tables), rows=sum(i.rows for i in result.tables),
+         bytes=sum(i.bytes for i in result.tables))
+
+
+def _step_verify(config: Config, plan: SyncPlan, options: SyncOptions,
+                 journal: journals.Journal, report: SyncReport, events: Events) -> None:
+    done = _timed(report, "verify", events)
+    with connect(plan.source, config.settings) as src, connect(plan.target,
+                                                               config.settings) as dst:
+        left = plan_structure(src, dst, options.structure_tables, options.exclude_tables,
+                              allow_unsafe=True, keep_definer=options.keep_definer)
+        data_tables = select_tables([t.name for t in table_sizes(src) if t.kind == "BASE TABLE"],
+                                    options.data_tables, options.exclude_tables)
+    result = verify_tables(config, plan.source, plan.target, data_tables)
+    for name, ok in result.table_ok().items():
+        report.table(name)["verified"] = ok
+    problems = [f"{c.table}: {c.summary}" for c in left.changes]
+    problems += [f"{name}: data differs" for name, ok in result.table_ok().items() if not ok]
+    if problems:
+        done(ok=False, problems=problems)
+        raise VerifyError("verification after sync failed: " + "; ".join(problems[:20]),
+                          hint="see `dumpload verify` for details")
+    journal.mark_step("verify", journals.DONE)
+    done(ok=True, tables=len(data_tables))
+
+
+def _write_metrics(config: Config, report: SyncReport) -> None:
+    doc = report.to_dict()
+    record_metrics(config.settings.log_dir, {"event": "sync", "run_id": report.run_id,
+                                             "steps": doc["steps"], "totals": doc["totals"]})
+    for entry in doc["tables"]:
+        if entry["action"] != "unchanged":
+            record_metrics(config.settings.log_dir, {"event": "sync-table",
+                                                     "run_id": report.run_id, **entry})
+
+
+def nothing_to_do(config: Config, plan: SyncPlan, run_id: str) -> SyncReport:
+    """The report of a run that found the target already matching the source."""
+    report = SyncReport(run_id, journals.NOTHING)
+    report.steps["analyse"] = {"seconds": plan.analysis_seconds}
+    for name in plan.identical:
+        report.table(name)["verified"] = True
+    return report
+
+
+# --- rollback ------------------------------------------------------------------------------
+
+@dataclass
+class RollbackPlan:
+    journal: journals.Journal
+    restore: list[str]        # tables put back from the pre-change backups
+    drop: list[str]           # tables the run created, which did not exist before
+    backups: list[str]
+
+
+def plan_rollback(config: Config, run_id: str | None) -> RollbackPlan:
+    journal = journals.find(config.settings.log_dir, run_id)
+    if not journal.backups and journal.changed_tables:
+        raise UsageError(f"run {journal.run_id} took no backup (--no-backup); it cannot be "
+                         "rolled back", hint="restore an older backup with `dumpload backup "
+                         "restore`")
+    created = [t for t in journal.tables_created if t not in journal.backed_up_tables]
+    restore = [t for t in journal.changed_tables if t in journal.backed_up_tables]
+    return RollbackPlan(journal, restore, created, list(journal.backups))
+
+
+def rollback_run(config: Config, plan: RollbackPlan, run_id: str) -> dict[str, Any]:
+    """Restore the run's changed tables from its backups and drop the tables it created."""
+    target = config.env(plan.journal.target)
+    restored: list[str] = []
+    for backup_id in plan.backups:
+        info = find_backup(config, target, backup_id)
+        tables = [t for t in plan.restore if t in info.tables and t not in restored]
+        if tables:
+            restore_backup(config, info.id, target, tables, pre_backup=True, run_id=run_id)
+            restored += tables
+    if plan.drop:
+        _drop_tables(config, target, plan.drop)
+    return {"run_id": plan.journal.run_id, "restored": restored, "dropped": plan.drop,
+            "backups": plan.backups}
+
+
+def _drop_tables(config: Config, target: DatabaseConfig, tables: list[str]) -> None:
+    with connect(target, config.settings) as dst:
+        dst.execute("SET foreign_key_checks = 0")
+        for name in tables:
+            dst.execute(f"DROP TABLE IF EXISTS `{name.replace('`', '``')}`")
+
