@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import traceback
 from typing import Any
@@ -45,11 +46,11 @@ class App:
     @property
     def console(self) -> Console:
         """Human output: stdout, or stderr when stdout carries a JSON document."""
-        return Console(stderr=self.json_mode, highlight=False, soft_wrap=True)
+        return _console(stderr=self.json_mode)
 
     @property
     def err_console(self) -> Console:
-        return Console(stderr=True, highlight=False, soft_wrap=True)
+        return _console(stderr=True)
 
     def start(self, command: str, *, json_mode: bool = False,
               servers: dict[str, str] | None = None) -> RunLog:
@@ -97,6 +98,13 @@ class App:
 
     def emit_json(self, document: Any) -> None:
         click.echo(json.dumps(document, indent=2, default=str, ensure_ascii=False))
+
+
+def _console(stderr: bool) -> Console:
+    # Off a terminal (logs, CI, pipes) rich would wrap tables at 80 columns; $COLUMNS wins.
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() or os.environ.get("COLUMNS") else 120
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
 
 
 class DumpLoadGroup(click.Group):

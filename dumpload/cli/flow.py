@@ -136,7 +136,8 @@ def _report_table(report: SyncReport) -> Table:
                   title=f"run {report.run_id}: {report.status}")
     for t in report.to_dict()["tables"]:
         verified = {True: "[green]✓[/]", False: "[red]✗[/]", None: "-"}[t["verified"]]
-        table.add_row(t["table"], "\n".join(t["structure_changes"]) or "-", t["action"],
+        changes = [c.split(":")[0] for c in t["structure_changes"]]  # "add column phone"
+        table.add_row(t["table"], "\n".join(changes) or "-", t["action"],
                       f"{t['rows']:,}", human_bytes(t["bytes"]), f"{t['seconds']:.1f}s",
                       verified)
     return table
