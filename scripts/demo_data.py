@@ -149,8 +149,9 @@ INSERT INTO settings_mail (name, value) VALUES ('smtp_host', 'mail.example.test'
 INSERT INTO categories SELECT seq, IF(seq <= 10, NULL, 1 + seq % 10), CONCAT('Category ', seq)
   FROM seq_1_to_100;
 INSERT INTO products SELECT seq, CONCAT('SKU-', LPAD(seq, 6, '0')), CONCAT('Product #', seq,
-  IF(seq % 7 = 0, ' — édition spéciale', '')), 1 + seq % 100, ROUND(1 + (seq * 7919) % 50000 / 100, 2),
-  IF(seq % 11 = 0, NULL, seq % 5000), seq % 13 <> 0 FROM seq_1_to_5000;
+  IF(seq % 7 = 0, ' — édition spéciale', '')), 1 + seq % 100,
+  ROUND(1 + (seq * 7919) % 50000 / 100, 2), IF(seq % 11 = 0, NULL, seq % 5000),
+  seq % 13 <> 0 FROM seq_1_to_5000;
 INSERT INTO customers SELECT seq, CONCAT('customer', seq, '@example.test'),
   CONCAT('Customer ', seq), IF(seq % 3 = 0, NULL, CONCAT('+44 20 ', LPAD(seq, 7, '0'))),
   1 + seq % 250, TIMESTAMP'2023-01-01 00:00:00' + INTERVAL seq * 37 SECOND
