@@ -1,0 +1,122 @@
+"""Pure parts of the data copy: chunk bounds, ordering, FK groups, shadow DDL, encodings."""
+
+from __future__ import annotations
+
+from dumpload.data.chunks import Chunk, integer_bounds, ranges_from_bounds
+from dumpload.data.copy import fk_groups, striped
+from dumpload.data.encode import checksum_sql, load_spec, select_expr
+from dumpload.data.shadow import split_create
+from dumpload.data.stream import _find_marker
+from dumpload.data.tables import Column, work_name
+from dumpload.data.verify import combine
+
+
+def col(name: str, dtype: str, nullable: bool = True, charset: str | None = None) -> Column:
+    return Column(name, dtype, dtype, charset, None, nullable, False, False)
+
+
+def test_integer_bounds_cover_the_range_evenly() -> None:
+    assert integer_bounds(1, 100, 4) == ["26", "51", "76"]
+    assert integer_bounds(5, 5, 4) == []
+    assert integer_bounds(-10, 10, 2) == ["1"]
+    assert integer_bounds(1, 3, 10) == ["2", "3"]
+
+
+def test_ranges_are_open_at_both_ends() -> None:
+    chunks = ranges_from_bounds("t", "id", ["10", "20"])
+    assert [c.where for c in chunks] == ["`id` < 10", "`id` >= 10 AND `id` < 20", "`id` >= 20"]
+    assert ranges_from_bounds("t", "id", []) == [Chunk("t", 0, None, None, None)]
+    assert Chunk("t", 0, None, None, None).where == ""
+
+
+def test_striped_order_keeps_concurrent_chunks_apart() -> None:
+    items = ranges_from_bounds("t", "id", [str(i) for i in range(1, 6)])  # 6 chunks
+    order = [c.index for c in striped(items, 2)]
+    assert order == [0, 3, 1, 4, 2, 5]
+    assert [c.index for c in striped(items, 1)] == list(range(6))
+
+
+def test_fk_groups_join_linked_tables() -> None:
+    groups = fk_groups(["a", "b", "c", "d"], [("b", "a"), ("c", "x"), ("d", "d")])
+    assert groups == [["a", "b"], ["c"], ["d"]]
+
+
+def test_work_names_fit_64_characters() -> None:
+    assert work_name("_dl_shadow_", "orders") == "_dl_shadow_orders"
+    long = work_name("_dl_shadow_", "x" * 64)
+    assert len(long) == 64 and long.startswith("_dl_shadow_x")
+    assert work_name("_dl_shadow_", "x" * 64) != work_name("_dl_shadow_", "x" * 63 + "y")
+
+
+CREATE = """CREATE TABLE `child` (
+  `id` int(11) NOT NULL AUTO_INCREMENT,
+  `pid` int(11) DEFAULT NULL,
+  `name` varchar(20) DEFAULT NULL,
+  `doc` text DEFAULT NULL,
+  PRIMARY KEY (`id`),
+  UNIQUE KEY `ux_name` (`name`),
+  KEY `fk_p` (`pid`),
+  FULLTEXT KEY `ft_doc` (`doc`),
+  CONSTRAINT `fk_p` FOREIGN KEY (`pid`) REFERENCES `parent` (`id`) ON DELETE CASCADE,
+  CONSTRAINT `chk` CHECK (`pid` > 0)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
+
+
+def test_split_create_defers_btree_indexes_and_fks() -> None:
+    plan = split_create("child", CREATE)
+    assert plan.shadow == "_dl_shadow_child"
+    assert plan.index_clauses == ["UNIQUE KEY `ux_name` (`name`)", "KEY `fk_p` (`pid`)"]
+    assert plan.fk_clauses == [
+        "CONSTRAINT `fk_p` FOREIGN KEY (`pid`) REFERENCES `parent` (`id`) ON DELETE CASCADE"]
+    assert plan.create_sql.startswith("CREATE TABLE `_dl_shadow_child` (")
+    assert "FULLTEXT KEY `ft_doc` (`doc`)," in plan.create_sql
+    assert "CONSTRAINT `chk` CHECK (`pid` > 0)\n) ENGINE=InnoDB" in plan.create_sql
+
+
+def test_split_create_keeps_the_index_of_an_auto_increment_column() -> None:
+    create = """CREATE TABLE `t` (
+  `a` int(11) NOT NULL,
+  `n` int(11) NOT NULL AUTO_INCREMENT,
+  PRIMARY KEY (`a`),
+  KEY `ix_n` (`n`)
+) ENGINE=InnoDB"""
+    plan = split_create("t", create)
+    assert plan.index_clauses == []
+    assert "KEY `ix_n` (`n`)\n)" in plan.create_sql
+
+
+def test_select_expressions() -> None:
+    assert select_expr(col("n", "int", nullable=False)) == "`n`"
+    assert select_expr(col("n", "int")) == "IFNULL(`n`, '\\\\N')"
+    assert "REGEXP_REPLACE(REGEXP_REPLACE(REGEXP_REPLACE(`s`" in select_expr(col("s", "varchar"))
+    assert select_expr(col("f", "float", False)) == "CAST(`f` AS DOUBLE)"
+    assert select_expr(col("b", "bit", False)) == "`b` + 0"
+    assert select_expr(col("u", "varchar", False, "ucs2")) == "HEX(`u`)"
+    assert select_expr(col("g", "geometry", False)) == "HEX(`g`)"
+
+
+def test_load_spec_uses_variables_only_where_needed() -> None:
+    spec = load_spec([col("a", "int"), col("b", "bit"), col("g", "point")])
+    assert spec.targets == "(`a`, @dl_v1, @dl_v2)"
+    assert spec.sets == "SET `b` = CAST(@dl_v1 AS UNSIGNED), `g` = UNHEX(@dl_v2)"
+    assert load_spec([col("a", "int")]).sets == ""
+
+
+def test_checksum_marks_null_apart_and_sums() -> None:
+    sql = checksum_sql("t", [col("a", "varchar"), col("b", "blob")], "`id` < 5")
+    assert "IFNULL(CONCAT(LENGTH(" in sql and "'-')" in sql
+    assert "SUM(CAST(CONV(SUBSTRING(" in sql and "BIT_XOR" not in sql
+    assert sql.endswith("WHERE `id` < 5")
+
+
+def test_combine_is_order_independent() -> None:
+    assert combine([(1, 2, 3), (4, 5, 6)]) == combine([(4, 5, 6), (1, 2, 3)])
+    assert combine([(1, 2, 3)]) != combine([(1, 2, 3), (1, 2, 3)])
+
+
+def test_marker_found_only_on_its_own_line() -> None:
+    marker = b"__end__\n"
+    assert _find_marker(b"__end__\n", marker) == 0
+    assert _find_marker(b"a\tb\n__end__\n", marker) == 4
+    assert _find_marker(b"x__end__\n", marker) == -1
+    assert _find_marker(b"a\n__en", marker) == -1
