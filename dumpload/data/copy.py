@@ -313,7 +313,8 @@ Feed = Callable[[Callable[[bytes], None]], int]   # streams one chunk's bytes in
 
 
 def _copy_all(config: Config, tools: _Tools, src: Session, run: _Run, workers: int) -> None:
-    readers = _open_snapshot(tools, src, list(run.plans), workers)
+    readers = open_snapshot(src, tools.source_binary, tools.source_defaults, list(run.plans),
+                            workers)
     try:
         run_workers(run, [_copy_job(config, tools, run, r) for r in readers])
     finally:
@@ -346,14 +347,14 @@ def run_workers(run: _Run, jobs: list[Callable[[chunking.Chunk], None]]) -> None
         t.join()
 
 
-def _open_snapshot(tools: _Tools, src: Session, tables: list[str],
-                   workers: int) -> list[SourceReader]:
+def open_snapshot(src: Session, binary: Binary, defaults: Path, tables: list[str],
+                  workers: int) -> list[SourceReader]:
     """All workers' snapshots opened while writes to the tables are held by a READ lock."""
     locked = _lock_source(src, tables)
     readers: list[SourceReader] = []
     try:
         for i in range(workers):
-            reader = SourceReader(tools.source_binary, tools.source_defaults, tools.source_db,
+            reader = SourceReader(binary, defaults, src.env.database,
                                   f"source reader {i + 1} ({src.env.name})")
             readers.append(reader)
             reader.begin()

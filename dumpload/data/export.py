@@ -1,0 +1,371 @@
+"""`export` a database's tables to a folder and `import` such a folder into a database.
+
+An export folder:
+```
+manifest.json        format, tool version, server, database, per table: file, rows, bytes,
+                     sha256, checksum (as `verify` computes it), columns, LOAD DATA spec,
+                     frames (offset, length, rows, key range) — one zstd frame per chunk
+schema.sql           CREATE TABLE of each exported table (SHOW CREATE TABLE)
+<table>.tsv.zst      rows in LOAD DATA's escaped text form; `zstd -dc` gives plain TSV
+```
+Export reads every chunk inside one consistent snapshot (as `copy_tables` does) and
+computes each chunk's checksum inside the same snapshot, so the manifest matches the
+files exactly. Import checks the files against the manifest first, creates missing tables
+from schema.sql, loads frames in parallel into shadow tables, swaps them in atomically and
+compares the result with the manifest's counts and checksums.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import queue
+import re
+import shutil
+import threading
+import time
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import zstandard
+
+from dumpload import __version__
+from dumpload.config import Config, DatabaseConfig
+from dumpload.data import chunks as chunking
+from dumpload.data import copy as copying
+from dumpload.data import encode, shadow
+from dumpload.data.stream import SourceReader
+from dumpload.data.tables import TableInfo, base_tables, inspect_table, quote, show_create
+from dumpload.data.verify import TableCheck, VerifyReport, combine, table_checksum
+from dumpload.db import connect
+from dumpload.errors import DataError, DumpLoadError
+from dumpload.progress import NullProgress, Progress
+from dumpload.tools import defaults_file, find_binary
+
+log = logging.getLogger(__name__)
+
+FORMAT = "dumpload-export/1"
+MANIFEST = "manifest.json"
+SCHEMA = "schema.sql"
+PARTS = ".parts"
+
+
+def file_name(table: str) -> str:
+    """A safe file name for a table's data; unusual names get a hash suffix (pure)."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", table).lstrip(".")
+    if safe != table:
+        safe += "_" + hashlib.sha1(table.encode()).hexdigest()[:8]
+    return safe + ".tsv.zst"
+
+
+# ---------------------------------------------------------------- export
+def export_tables(config: Config, env: DatabaseConfig, out_dir: Path, tables: Sequence[str], *,
+                  threads: int | None = None,
+                  progress: Progress | None = None) -> dict[str, Any]:
+    """Write `tables` of `env` to `out_dir` (new or empty); returns the manifest."""
+    threads = max(1, threads or config.settings.threads)
+    progress = progress or NullProgress()
+    _prepare_dir(out_dir)
+    with ExitStack() as stack:
+        src = stack.enter_context(contextlib.closing(connect(env, config.settings)))
+        infos = {t: inspect_table(src, t) for t in tables}
+        missing = [t for t, i in infos.items() if not i.columns]
+        if missing:
+            raise DataError(f"table(s) not found on {env.name}: {', '.join(missing)}")
+        plans = {t: chunking.plan_chunks(src, i, threads) for t, i in infos.items()}
+        _write_schema(out_dir, src, list(tables))
+        binary = find_binary("client", src.server.flavor)
+        defaults = stack.enter_context(defaults_file(env, binary))
+        for t, info in infos.items():
+            progress.add_table(t, info.rows_estimate, info.data_bytes)
+        work: queue.Queue[chunking.Chunk] = queue.Queue()
+        for t in sorted(tables, key=lambda t: -infos[t].data_bytes):
+            for chunk in plans[t]:
+                work.put(chunk)
+        workers = min(threads, work.qsize() or 1)
+        readers = copying.open_snapshot(src, binary, defaults, list(tables), workers)
+        results: dict[tuple[str, int], dict[str, Any]] = {}
+        try:
+            _run_export(readers, work, infos, out_dir, config, progress, results)
+        finally:
+            for r in readers:
+                r.close()
+        manifest = _assemble(out_dir, env, src.server.version_string, infos, plans, results)
+    for t in tables:
+        progress.table_done(t, "exported")
+    return manifest
+
+
+def _prepare_dir(out_dir: Path) -> None:
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise DataError(f"export folder {out_dir} is not empty",
+                        hint="choose a new folder (an export never overwrites files)")
+    (out_dir / PARTS).mkdir(parents=True, exist_ok=True)
+
+
+def _write_schema(out_dir: Path, src: Any, tables: list[str]) -> None:
+    lines = ["-- dumpload export schema", "SET foreign_key_checks = 0;", ""]
+    for t in tables:
+        lines += [show_create(src, t) + ";", ""]
+    (out_dir / SCHEMA).write_text("\n".join(lines), encoding="utf-8")
+
+
+def _run_export(readers: list[SourceReader], work: queue.Queue[chunking.Chunk],
+                infos: dict[str, TableInfo], out_dir: Path, config: Config, progress: Progress,
+                results: dict[tuple[str, int], dict[str, Any]]) -> None:
+    errors: list[BaseException] = []
+
+    def worker(reader: SourceReader) -> None:
+        while not errors:
+            try:
+                chunk = work.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                results[(chunk.table, chunk.index)] = _export_chunk(
+                    reader, chunk, infos[chunk.table], out_dir, config, progress)
+            except BaseException as exc:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(r,), daemon=True) for r in readers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        exc = errors[0]
+        if isinstance(exc, DumpLoadError):
+            raise exc
+        raise DataError(f"export failed: {exc}") from exc
+
+
+def _part_path(out_dir: Path, chunk: chunking.Chunk) -> Path:
+    return out_dir / PARTS / f"{file_name(chunk.table)}.{chunk.index:05d}"
+
+
+def _export_chunk(reader: SourceReader, chunk: chunking.Chunk, info: TableInfo, out_dir: Path,
+                  config: Config, progress: Progress) -> dict[str, Any]:
+    select = encode.select_sql(info.name, info.copied_columns, chunk.where)
+    counts = {"rows": 0}
+    compressor = zstandard.ZstdCompressor(level=config.settings.compression_level)
+    with _part_path(out_dir, chunk).open("wb") as fh, \
+            compressor.stream_writer(fh, closefd=False) as writer:
+        def sink(block: bytes) -> None:
+            writer.write(block)
+            rows = block.count(b"\n")
+            counts["rows"] += rows
+            progress.advance(chunk.table, rows, len(block))
+        size = reader.stream(select, sink)
+    sums = bytearray()
+    reader.stream(encode.checksum_sql(info.name, info.columns, chunk.where), sums.extend)
+    n, hi, lo = (int(x) for x in sums.decode().split("\t"))
+    if n != counts["rows"]:
+        raise DataError(f"export of {info.name}: {counts['rows']} rows written but the "
+                        f"snapshot holds {n} in {chunk.describe()}")
+    return {"rows": n, "bytes": size, "sums": [n, hi, lo]}
+
+
+def _assemble(out_dir: Path, env: DatabaseConfig, server: str, infos: dict[str, TableInfo],
+              plans: dict[str, list[chunking.Chunk]],
+              results: dict[tuple[str, int], dict[str, Any]]) -> dict[str, Any]:
+    entries = []
+    for table, info in infos.items():
+        target = out_dir / file_name(table)
+        frames, offset, digest = [], 0, hashlib.sha256()
+        with target.open("wb") as out:
+            for chunk in plans[table]:
+                part = _part_path(out_dir, chunk)
+                data = part.read_bytes()
+                out.write(data)
+                digest.update(data)
+                r = results[(table, chunk.index)]
+                frames.append({"offset": offset, "length": len(data), "rows": r["rows"],
+                               "column": chunk.column, "lo": chunk.lo, "hi": chunk.hi})
+                offset += len(data)
+                part.unlink()
+        parts = [tuple(results[(table, c.index)]["sums"]) for c in plans[table]]
+        spec = encode.load_spec(info.copied_columns)
+        entries.append({
+            "name": table, "file": target.name, "rows": sum(p[0] for p in parts),
+            "bytes": sum(results[(table, c.index)]["bytes"] for c in plans[table]),
+            "compressed_bytes": offset, "sha256": digest.hexdigest(),
+            "checksum": combine(parts),
+            "columns": [list(c.signature) for c in info.columns],
+            "load": spec.to_dict(), "frames": frames})
+    shutil.rmtree(out_dir / PARTS, ignore_errors=True)
+    manifest = {"format": FORMAT, "tool_version": __version__,
+                "created": datetime.now(UTC).isoformat(timespec="seconds"),
+                "server": server, "source_env": env.name, "database": env.database,
+                "tables": entries}
+    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False),
+                                    encoding="utf-8")
+    return manifest
+
+
+# ---------------------------------------------------------------- import
+def check_export(folder: Path, tables: Sequence[str] = ()) -> dict[str, Any]:
+    """Read the manifest and check every (selected) data file's size and sha256.
+
+    `tables`: names or globs to keep (default: all). Raises `DataError` on any damage.
+    """
+    from dumpload.config import select_tables
+
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{folder}: no readable {MANIFEST}: {exc}",
+                        hint="point at a folder written by `dumpload export`") from None
+    if manifest.get("format") != FORMAT:
+        raise DataError(f"{folder}: unknown export format {manifest.get('format')!r}")
+    names = [t["name"] for t in manifest["tables"]]
+    keep = set(select_tables(names, tables or ["*"]))
+    unknown = [t for t in tables if not any(c in t for c in "*?[") and t not in names]
+    if unknown:
+        raise DataError(f"{folder}: not in this export: {', '.join(unknown)}")
+    manifest["tables"] = [t for t in manifest["tables"] if t["name"] in keep]
+    for entry in manifest["tables"]:
+        _check_file(folder, entry)
+    return manifest
+
+
+def _check_file(folder: Path, entry: dict[str, Any]) -> None:
+    path = folder / entry["file"]
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as fh:
+            while block := fh.read(1 << 20):
+                digest.update(block)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc.strerror}") from None
+    if digest.hexdigest() != entry["sha256"]:
+        raise DataError(f"{path}: sha256 differs from the manifest: the file is damaged",
+                        hint="export again, or copy the folder again")
+
+
+class _Slice:
+    """A file-like view of `length` bytes of `fh` from its current position."""
+
+    def __init__(self, fh: IO[bytes], length: int) -> None:
+        self.fh, self.left = fh, length
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.left if n < 0 else min(n, self.left)
+        data = self.fh.read(n) if n else b""
+        self.left -= len(data)
+        return data
+
+
+def _frame_feed(path: Path, frame: dict[str, Any]) -> copying.Feed:
+    def feed(sink: Callable[[bytes], None]) -> int:
+        total = 0
+        with path.open("rb") as fh:
+            fh.seek(frame["offset"])
+            reader = zstandard.ZstdDecompressor().stream_reader(_Slice(fh, frame["length"]),
+                                                                read_across_frames=True)
+            while block := reader.read(1 << 20):
+                sink(block)
+                total += len(block)
+        return total
+    return feed
+
+
+def import_tables(config: Config, env: DatabaseConfig, folder: Path,
+                  tables: Sequence[str] = (), *, threads: int | None = None,
+                  progress: Progress | None = None) -> copying.CopyReport:
+    """Load an export into `env` (shadow + atomic swap per FK group), then compare counts and
+    checksums with the manifest (`report.verify`). Raises like `copy_tables`."""
+    started = time.monotonic()
+    manifest = check_export(folder, tables)
+    threads = max(1, threads or config.settings.threads)
+    progress = progress or NullProgress()
+    entries = {t["name"]: t for t in manifest["tables"]}
+    with ExitStack() as stack:
+        dst = stack.enter_context(contextlib.closing(connect(env, config.settings)))
+        _create_missing(dst, folder, list(entries))
+        plans = [_import_plan(dst, entry) for entry in entries.values()]
+        shadow.cleanup_leftovers(dst)
+        binary = find_binary("client", dst.server.flavor)
+        defaults = stack.enter_context(defaults_file(env, binary))
+        tools = copying._Tools(binary, binary, defaults, defaults, env.database, env.database)
+        run = copying._Run(plans, progress, env, threads, config.settings)
+        for plan in plans:
+            progress.add_table(plan.table, plan.rows_estimate, plan.bytes_estimate)
+        try:
+            for plan in plans:
+                run.shadows[plan.table] = shadow.create_shadow(dst, plan.table)
+            jobs = [_import_job(config, tools, run, folder, entries) for _ in range(threads)]
+            copying.run_workers(run, jobs)
+            copying._swap_groups(config, env, dst, run)
+        finally:
+            leftover = [s for t, s in run.shadows.items() if run.results[t].status != "swapped"]
+            with contextlib.suppress(Exception):
+                shadow.drop_shadows(copying._alive(dst, config, env), leftover)
+        report = copying.CopyReport(list(run.results.values()), time.monotonic() - started,
+                                    threads)
+        report.verify = _verify_import(dst, entries, run)
+    copying._record(config, env, env, report)
+    if not report.ok:
+        failed = [r for r in report.tables if r.status != "swapped"]
+        raise copying.CopyFailed(f"{len(failed)} table(s) not imported into {env.name} (old "
+                                 f"data kept): {failed[0].table}: {failed[0].error}", report)
+    return report
+
+
+def _create_missing(dst: Any, folder: Path, names: list[str]) -> None:
+    existing = set(base_tables(dst))
+    wanted = [n for n in names if n not in existing]
+    if not wanted:
+        return
+    statements = (folder / SCHEMA).read_text(encoding="utf-8").split(";\n")
+    dst.execute("SET SESSION foreign_key_checks = 0")
+    for name in wanted:
+        head = f"CREATE TABLE {quote(name)} ("
+        stmt = next((s.strip() for s in statements if s.strip().startswith(head)), None)
+        if stmt is None:
+            raise DataError(f"{folder / SCHEMA}: no CREATE TABLE for {name!r}")
+        dst.execute(stmt)
+        log.info("created table %s from %s", name, SCHEMA)
+    dst.execute("SET SESSION foreign_key_checks = 1")
+
+
+def _import_plan(dst: Any, entry: dict[str, Any]) -> copying.TablePlan:
+    info = inspect_table(dst, entry["name"])
+    if [list(c.signature) for c in info.columns] != entry["columns"]:
+        raise DataError(f"table {entry['name']!r} on {dst.env.name} has other columns than the "
+                        "export", hint="make the structure match (schema.sql in the export "
+                        "folder has the exported definition)")
+    frames = [chunking.Chunk(entry["name"], i, f["lo"], f["hi"], f["column"])
+              for i, f in enumerate(entry["frames"])]
+    split = shadow.split_create(entry["name"], show_create(dst, entry["name"]))
+    return copying.TablePlan(entry["name"], entry["rows"], entry["bytes"], (), frames,
+                             len(split.index_clauses), len(split.fk_clauses), info)
+
+
+def _import_job(config: Config, tools: copying._Tools, run: copying._Run, folder: Path,
+                entries: dict[str, dict[str, Any]]) -> Callable[[chunking.Chunk], None]:
+    def job(chunk: chunking.Chunk) -> None:
+        entry = entries[chunk.table]
+        spec = encode.LoadSpec(entry["load"]["targets"], entry["load"]["sets"])
+        feed = _frame_feed(folder / entry["file"], entry["frames"][chunk.index])
+        copying.load_chunk(config, tools, run, chunk, feed, spec)
+    return job
+
+
+def _verify_import(dst: Any, entries: dict[str, dict[str, Any]],
+                   run: copying._Run) -> VerifyReport:
+    checks = []
+    for name, entry in entries.items():
+        check = TableCheck(name, source_rows=entry["rows"], source_checksum=entry["checksum"])
+        if run.results[name].status == "swapped":
+            info = inspect_table(dst, name)
+            sums = table_checksum(dst, info)
+            check.target_rows, check.target_checksum = sums[0], combine([sums])
+        else:
+            check.error = run.results[name].error or "not imported"
+        checks.append(check)
+    return VerifyReport(checks)
