@@ -163,11 +163,11 @@ def _export_chunk(reader: SourceReader, chunk: chunking.Chunk, info: TableInfo, 
         size = reader.stream(select, sink)
     sums = bytearray()
     reader.stream(encode.checksum_sql(info.name, info.columns, chunk.where), sums.extend)
-    n, hi, lo = (int(x) for x in sums.decode().split("\t"))
+    n, total = (int(x) for x in sums.decode().split("\t"))
     if n != counts["rows"]:
         raise DataError(f"export of {info.name}: {counts['rows']} rows written but the "
                         f"snapshot holds {n} in {chunk.describe()}")
-    return {"rows": n, "bytes": size, "sums": [n, hi, lo]}
+    return {"rows": n, "bytes": size, "sums": [n, total]}
 
 
 def _assemble(out_dir: Path, env: DatabaseConfig, server: str, infos: dict[str, TableInfo],

@@ -1,6 +1,6 @@
 """Compare tables between two servers: row counts and strong checksums per key range.
 
-Each side computes, server-side, `COUNT(*)` and the sums of both 64-bit halves of every
+Each side computes, server-side, `COUNT(*)` and the sum of the first 64 bits of every
 row's MD5 (see `encode.checksum_sql`) over the same key ranges; ranges are computed once
 from the source. A sum (unlike XOR) is not fooled by duplicated rows; every column is
 length-prefixed with NULL marked apart, so NULL, '' and 'NULL' all differ. Read-only.
@@ -24,7 +24,7 @@ from dumpload.db import Session, connect
 
 log = logging.getLogger(__name__)
 
-Sums = tuple[int, int, int]
+Sums = tuple[int, int]   # (rows, sum of the rows' 64-bit hashes)
 
 
 @dataclass
@@ -84,15 +84,14 @@ class VerifyReport:
 def combine(parts: Sequence[Sums]) -> str:
     """One printable checksum out of per-range sums (order-independent)."""
     rows = sum(p[0] for p in parts)
-    hi = sum(p[1] for p in parts) % (1 << 64)
-    lo = sum(p[2] for p in parts) % (1 << 64)
-    return f"{rows}:{hi:016x}{lo:016x}"
+    total = sum(p[1] for p in parts) % (1 << 64)
+    return f"{rows}:{total:016x}"
 
 
 def table_checksum(session: Session, info: TableInfo, where: str = "") -> Sums:
-    """(rows, sum of high halves, sum of low halves) of a table or key range."""
+    """(rows, sum of row hashes) of a table or key range."""
     row = session.query(encode.checksum_sql(info.name, info.columns, where))[0]
-    return int(row[0]), int(row[1]), int(row[2])
+    return int(row[0]), int(row[1])
 
 
 class _SessionPool:
