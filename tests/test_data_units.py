@@ -120,3 +120,12 @@ def test_marker_found_only_on_its_own_line() -> None:
     assert _find_marker(b"a\tb\n__end__\n", marker) == 4
     assert _find_marker(b"x__end__\n", marker) == -1
     assert _find_marker(b"a\n__en", marker) == -1
+
+
+def test_checksum_kinds() -> None:
+    from dumpload.data.encode import checksum_kind
+    assert checksum_kind("mariadb", (10, 11, 6)) == "crc"
+    assert checksum_kind("mariadb", (10, 6, 1)) == "md5"
+    assert checksum_kind("mysql", (8, 4, 0)) == "md5"
+    sql = checksum_sql("t", [col("a", "int")], kind="crc")
+    assert "CRC32(@dl_row := CONCAT(" in sql and "CRC32C(@dl_row)" in sql

@@ -50,6 +50,7 @@ from dumpload.tools import defaults_file, find_binary
 log = logging.getLogger(__name__)
 
 FORMAT = "dumpload-export/1"
+KIND = "md5"  # an export may be imported into any server: the checksum every server has
 MANIFEST = "manifest.json"
 SCHEMA = "schema.sql"
 PARTS = ".parts"
@@ -91,7 +92,7 @@ def export_tables(config: Config, env: DatabaseConfig, out_dir: Path, tables: Se
         readers = copying.open_snapshot(src, binary, defaults, list(tables), workers)
         results: dict[tuple[str, int], dict[str, Any]] = {}
         try:
-            _run_export(readers, work, infos, out_dir, config, progress, results)
+            _run_export(readers, work, infos, out_dir, config, progress, results, KIND)
         finally:
             for r in readers:
                 r.close()
@@ -117,7 +118,7 @@ def _write_schema(out_dir: Path, src: Any, tables: list[str]) -> None:
 
 def _run_export(readers: list[SourceReader], work: queue.Queue[chunking.Chunk],
                 infos: dict[str, TableInfo], out_dir: Path, config: Config, progress: Progress,
-                results: dict[tuple[str, int], dict[str, Any]]) -> None:
+                results: dict[tuple[str, int], dict[str, Any]], kind: str) -> None:
     errors: list[BaseException] = []
 
     def worker(reader: SourceReader) -> None:
@@ -128,7 +129,7 @@ def _run_export(readers: list[SourceReader], work: queue.Queue[chunking.Chunk],
                 return
             try:
                 results[(chunk.table, chunk.index)] = _export_chunk(
-                    reader, chunk, infos[chunk.table], out_dir, config, progress)
+                    reader, chunk, infos[chunk.table], out_dir, config, progress, kind)
             except BaseException as exc:
                 errors.append(exc)
 
@@ -149,7 +150,7 @@ def _part_path(out_dir: Path, chunk: chunking.Chunk) -> Path:
 
 
 def _export_chunk(reader: SourceReader, chunk: chunking.Chunk, info: TableInfo, out_dir: Path,
-                  config: Config, progress: Progress) -> dict[str, Any]:
+                  config: Config, progress: Progress, kind: str) -> dict[str, Any]:
     select = encode.select_sql(info.name, info.copied_columns, chunk.where)
     counts = {"rows": 0}
     compressor = zstandard.ZstdCompressor(level=config.settings.compression_level)
@@ -162,7 +163,7 @@ def _export_chunk(reader: SourceReader, chunk: chunking.Chunk, info: TableInfo, 
             progress.advance(chunk.table, rows, len(block))
         size = reader.stream(select, sink)
     sums = bytearray()
-    reader.stream(encode.checksum_sql(info.name, info.columns, chunk.where), sums.extend)
+    reader.stream(encode.checksum_sql(info.name, info.columns, chunk.where, kind), sums.extend)
     n, total = (int(x) for x in sums.decode().split("\t"))
     if n != counts["rows"]:
         raise DataError(f"export of {info.name}: {counts['rows']} rows written but the "
@@ -194,7 +195,7 @@ def _assemble(out_dir: Path, env: DatabaseConfig, server: str, infos: dict[str, 
             "name": table, "file": target.name, "rows": sum(p[0] for p in parts),
             "bytes": sum(results[(table, c.index)]["bytes"] for c in plans[table]),
             "compressed_bytes": offset, "sha256": digest.hexdigest(),
-            "checksum": combine(parts),
+            "checksum": combine(parts), "checksum_kind": KIND,
             "columns": [list(c.signature) for c in info.columns],
             "load": spec.to_dict(), "frames": frames})
     shutil.rmtree(out_dir / PARTS, ignore_errors=True)
@@ -363,7 +364,7 @@ def _verify_import(dst: Any, entries: dict[str, dict[str, Any]],
         check = TableCheck(name, source_rows=entry["rows"], source_checksum=entry["checksum"])
         if run.results[name].status == "swapped":
             info = inspect_table(dst, name)
-            sums = table_checksum(dst, info)
+            sums = table_checksum(dst, info, kind=entry.get("checksum_kind", KIND))
             check.target_rows, check.target_checksum = sums[0], combine([sums])
         else:
             check.error = run.results[name].error or "not imported"

@@ -88,9 +88,16 @@ def combine(parts: Sequence[Sums]) -> str:
     return f"{rows}:{total:016x}"
 
 
-def table_checksum(session: Session, info: TableInfo, where: str = "") -> Sums:
+def session_kind(*sessions: Session) -> str:
+    """The checksum every given server can compute ("crc" if all can, else "md5")."""
+    kinds = {encode.checksum_kind(s.server.flavor, s.server.version) for s in sessions}
+    return "crc" if kinds == {"crc"} else "md5"
+
+
+def table_checksum(session: Session, info: TableInfo, where: str = "",
+                   kind: str = "md5") -> Sums:
     """(rows, sum of row hashes) of a table or key range."""
-    row = session.query(encode.checksum_sql(info.name, info.columns, where))[0]
+    row = session.query(encode.checksum_sql(info.name, info.columns, where, kind))[0]
     return int(row[0]), int(row[1])
 
 
@@ -125,11 +132,12 @@ def verify_tables(config: Config, source_env: DatabaseConfig, target_env: Databa
     try:
         src = pool.get("source")
         dst = pool.get("target")
+        kind = session_kind(src, dst)
         checks = [_prepare(src, dst, t, threads) for t in tables]
         with ThreadPoolExecutor(max_workers=threads * 2) as executor:
             work = [(check, info, chunk) for check, info, ranges in checks if info
                     for chunk in ranges]
-            futures = [executor.submit(_compare_range, pool, info, chunk)
+            futures = [executor.submit(_compare_range, pool, info, chunk, kind)
                        for _, info, chunk in work]
             results: dict[str, list[tuple[chunking.Chunk, Sums, Sums]]] = {}
             for (check, _, chunk), future in zip(work, futures, strict=True):
@@ -157,11 +165,11 @@ def _prepare(src: Session, dst: Session, table: str,
     return check, info, chunking.plan_chunks(src, info, threads)
 
 
-def _compare_range(pool: _SessionPool, info: TableInfo,
-                   chunk: chunking.Chunk) -> tuple[Sums, Sums, float]:
+def _compare_range(pool: _SessionPool, info: TableInfo, chunk: chunking.Chunk,
+                   kind: str) -> tuple[Sums, Sums, float]:
     started = time.monotonic()
-    return (table_checksum(pool.get("source"), info, chunk.where),
-            table_checksum(pool.get("target"), info, chunk.where),
+    return (table_checksum(pool.get("source"), info, chunk.where, kind),
+            table_checksum(pool.get("target"), info, chunk.where, kind),
             time.monotonic() - started)
 
 
