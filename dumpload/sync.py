@@ -13,6 +13,7 @@ progress and events reach the CLI through the `events` callback.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -320,6 +321,7 @@ def _step_verify(config: Config, plan: SyncPlan, options: SyncOptions,
 
 def _write_metrics(config: Config, report: SyncReport) -> None:
     doc = report.to_dict()
+    log.info("sync report: %s", json.dumps(doc, default=str))
     record_metrics(config.settings.log_dir, {"event": "sync", "run_id": report.run_id,
                                              "steps": doc["steps"], "totals": doc["totals"]})
     for entry in doc["tables"]:
