@@ -169,6 +169,14 @@ def yes_option(fn: Any) -> Any:
                         help="Do not ask for confirmation (for runbooks and cron).")(fn)
 
 
+def read_only_yes_option(fn: Any) -> Any:
+    """`--yes` on a command that writes nothing to a server: accepted so runbooks can pass
+    it to every command, with nothing to confirm."""
+    return click.option("--yes", "-y", "_yes", is_flag=True, expose_value=False,
+                        help="Accepted for runbooks; nothing to confirm (this command only "
+                        "reads the server).")(fn)
+
+
 def resolve_envs(app: App, from_env: str | None, to_env: str | None) -> tuple[Any, Any]:
     """(source, target) `DatabaseConfig`s from --from/--to or the replication section."""
     config = app.config

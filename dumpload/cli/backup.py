@@ -22,7 +22,7 @@ from dumpload.backup import (
 )
 from dumpload.catalog import human_bytes
 from dumpload.cli import cli
-from dumpload.cli.app import App, DumpLoadGroup, pass_app, yes_option
+from dumpload.cli.app import App, DumpLoadGroup, pass_app, read_only_yes_option, yes_option
 from dumpload.config import select_tables
 from dumpload.db import session
 from dumpload.errors import BackupError
@@ -66,6 +66,7 @@ def _progress(app: App, what: str) -> Iterator[Callable[[int], None]]:
 @click.option("--label", metavar="LABEL", help="Suffix for the file name (letters, digits, .-).")
 @click.option("--dry-run", is_flag=True, help="Say what would be backed up; write nothing.")
 @_json_option
+@read_only_yes_option
 @pass_app
 def backup_create(app: App, env_name: str, tables: tuple[str, ...], label: str | None,
                   dry_run: bool, as_json: bool) -> None:
