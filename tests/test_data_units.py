@@ -129,3 +129,28 @@ def test_checksum_kinds() -> None:
     assert checksum_kind("mysql", (8, 4, 0)) == "md5"
     sql = checksum_sql("t", [col("a", "int")], kind="crc")
     assert "CRC32(@dl_row := CONCAT(" in sql and "CRC32C(@dl_row)" in sql
+
+
+def test_mysql_sources_send_strings_as_hex() -> None:
+    # MySQL's regexp functions refuse binary strings.
+    assert select_expr(col("s", "varchar", False), "mysql") == "HEX(`s`)"
+    assert load_spec([col("s", "blob")], "mysql").sets == "SET `s` = UNHEX(@dl_v0)"
+    assert select_expr(col("n", "int", False), "mysql") == "`n`"
+
+
+def test_log_progress_reports_rows_and_bytes(caplog) -> None:  # type: ignore[no-untyped-def]
+    import logging
+
+    from dumpload.progress import LogProgress, TerminalProgress
+    progress = LogProgress(interval=0)
+    progress.add_table("t", 100, 1000)
+    with caplog.at_level(logging.INFO, logger="dumpload.progress"):
+        progress.advance("t", 50, 500)
+        progress.table_done("t")
+    text = caplog.text
+    assert "t: 50/100 rows" in text and "t done: 50 rows" in text
+    bars = TerminalProgress()
+    bars.add_table("t", 10, 100)
+    bars.advance("t", 5, 50)
+    bars.table_done("t")
+    bars.close()

@@ -38,9 +38,17 @@ from dumpload.data import chunks as chunking
 from dumpload.data import encode, shadow
 from dumpload.data.stream import Loader, LoadFailed, SourceGone, SourceReader
 from dumpload.data.tables import TableInfo, inspect_table, quote
-from dumpload.data.verify import VerifyReport, verify_tables
+from dumpload.data.verify import (
+    RangeMismatch,
+    Sums,
+    TableCheck,
+    VerifyReport,
+    combine,
+    session_kind,
+    table_checksum,
+)
 from dumpload.db import Session, connect
-from dumpload.errors import DataError, DumpLoadError
+from dumpload.errors import EXIT_VERIFY, DataError, DumpLoadError, VerifyError
 from dumpload.progress import NullProgress, Progress
 from dumpload.tools import Binary, defaults_file, find_binary
 
@@ -83,7 +91,7 @@ class TableResult:
     chunks: int = 0
     retries: int = 0
     phases: dict[str, float] = field(default_factory=dict)
-    status: str = "pending"   # pending, loaded, swapped, failed
+    status: str = "pending"   # pending, loaded, swapped, failed, mismatch
     error: str | None = None
 
     @property
@@ -193,6 +201,7 @@ class _Tools:
     target_defaults: Path
     source_db: str
     target_db: str
+    source_flavor: str = "mariadb"
 
 
 class _Run:
@@ -202,6 +211,9 @@ class _Run:
                  target_env: DatabaseConfig, workers: int, settings: Settings) -> None:
         self.target_env = target_env
         self.settings = settings
+        self.kind = ""                      # checksum kind; "" = do not verify
+        self.loaders: dict[int, Loader] = {}  # running loads by target connection id
+        self.checks: dict[str, TableCheck] = {}
         self.plans = {p.table: p for p in plans}
         self.results = {p.table: TableResult(p.table, chunks=len(p.chunks)) for p in plans}
         self.remaining = {p.table: len(p.chunks) for p in plans}
@@ -222,9 +234,11 @@ class _Run:
     def fail(self, table: str, exc: BaseException) -> None:
         with self.lock:
             result = self.results[table]
-            if result.status != "failed":
-                result.status, result.error = "failed", str(exc)
+            if result.error is None:
+                result.error = str(exc)
                 log.error("table %s failed: %s", table, exc)
+            if result.status != "mismatch":
+                result.status = "failed"
         self.progress.table_done(table, "failed")
 
 
@@ -247,8 +261,10 @@ def copy_tables(config: Config, source_env: DatabaseConfig, target_env: Database
                 verify: bool = False, metrics: bool = True) -> CopyReport:
     """Replace the target's rows of `tables` with the source's, atomically per FK group.
 
-    With `verify`, the replaced tables are then compared (`report.verify`; a mismatch is
-    not raised: the caller decides, e.g. exit 8). Metrics lines go to
+    With `verify`, each loaded shadow is compared with the source's snapshot (per key
+    range, while its indexes are built) before the swap: a mismatching table is not
+    swapped (status "mismatch"; `report.verify` has the details; the caller decides the
+    exit code, e.g. 8). Metrics lines go to
     `performance_metrics.log` unless `metrics=False`. Raises `DataError` (before any
     write) when a table cannot be copied, and `CopyFailed` (with the report) when some
     tables were not replaced. Never prints.
@@ -262,6 +278,7 @@ def copy_tables(config: Config, source_env: DatabaseConfig, target_env: Database
         shadow.cleanup_leftovers(dst)
         tools = _tools(stack, src, dst)
         run = _Run(plans, progress, target_env, threads, config.settings)
+        run.kind = session_kind(src, dst) if verify else ""
         for plan in plans:
             progress.add_table(plan.table, plan.rows_estimate, plan.bytes_estimate)
         try:
@@ -274,11 +291,9 @@ def copy_tables(config: Config, source_env: DatabaseConfig, target_env: Database
             with contextlib.suppress(DumpLoadError, pymysql.err.Error):
                 shadow.drop_shadows(_alive(dst, config, target_env), leftover)
     report = CopyReport(list(run.results.values()), time.monotonic() - started, threads)
-    swapped = [t for t, r in run.results.items() if r.status == "swapped"]
-    if verify and swapped:
-        report.verify = verify_tables(config, source_env, target_env, swapped, threads=threads)
-        for check in report.verify.tables:
-            run.results[check.table].phases["verify"] = round(check.seconds, 3)
+    if verify:
+        report.verify = VerifyReport([run.checks.get(t) or TableCheck(t, error=r.error)
+                                      for t, r in run.results.items()])
     if metrics:
         _record(config, source_env, target_env, report)
     if run.fatal is not None and not isinstance(run.fatal, DumpLoadError):
@@ -286,10 +301,13 @@ def copy_tables(config: Config, source_env: DatabaseConfig, target_env: Database
     if not report.ok:
         failed = {r.table: r.error for r in report.tables if r.status != "swapped"}
         first = next(iter(failed.items()))
-        raise CopyFailed(f"{len(failed)} of {len(report.tables)} table(s) not replaced on "
-                         f"{target_env.name} (old data kept): {first[0]}: {first[1]}", report,
-                         hint="see the run log for every table's error; fix it and run "
-                         "`dumpload data` again")
+        error = CopyFailed(f"{len(failed)} of {len(report.tables)} table(s) not replaced on "
+                           f"{target_env.name} (old data kept): {first[0]}: {first[1]}", report,
+                           hint="see the run log for every table's error; fix it and run "
+                           "`dumpload data` again")
+        if any(r.status == "mismatch" for r in report.tables):
+            error.exit_code = EXIT_VERIFY  # verification failed: exit 8 as DESIGN.md says
+        raise error
     return report
 
 
@@ -306,10 +324,11 @@ def _tools(stack: ExitStack, src: Session, dst: Session) -> _Tools:
     tb = find_binary("client", dst.server.flavor)
     sd = stack.enter_context(defaults_file(src.env, sb))
     td = stack.enter_context(defaults_file(dst.env, tb))
-    return _Tools(sb, tb, sd, td, src.env.database, dst.env.database)
+    return _Tools(sb, tb, sd, td, src.env.database, dst.env.database, src.server.flavor)
 
 
 Feed = Callable[[Callable[[bytes], None]], int]   # streams one chunk's bytes into a sink
+SourceSums = Callable[[chunking.Chunk], Sums]     # a chunk's (rows, hash sum) at the source
 
 
 def _copy_all(config: Config, tools: _Tools, src: Session, run: _Run, workers: int) -> None:
@@ -326,25 +345,76 @@ def _copy_all(config: Config, tools: _Tools, src: Session, run: _Run, workers: i
                 run.fail(table, run.fatal)
 
 
-def _copy_job(config: Config, tools: _Tools, run: _Run,
-              reader: SourceReader) -> Callable[[chunking.Chunk], None]:
-    def job(chunk: chunking.Chunk) -> None:
+def _copy_job(config: Config, tools: _Tools, run: _Run, reader: SourceReader) -> Job:
+    def source_sums(chunk: chunking.Chunk) -> Sums:
+        # Inside this reader's snapshot: exactly the rows that were copied.
         info = run.plans[chunk.table].info
         assert info is not None
-        select = encode.select_sql(chunk.table, info.copied_columns, chunk.where)
-        spec = encode.load_spec(info.copied_columns)
+        out = bytearray()
+        reader.stream(encode.checksum_sql(chunk.table, info.columns, chunk.where, run.kind),
+                      out.extend)
+        rows, total = out.decode().split("\t")
+        return int(rows), int(total)
+
+    def job(chunk: chunking.Chunk) -> SourceSums:
+        info = run.plans[chunk.table].info
+        assert info is not None
+        flavor = tools.source_flavor
+        select = encode.select_sql(chunk.table, info.copied_columns, chunk.where, flavor)
+        spec = encode.load_spec(info.copied_columns, flavor)
         load_chunk(config, tools, run, chunk, lambda sink: reader.stream(select, sink), spec)
+        return source_sums
     return job
 
 
-def run_workers(run: _Run, jobs: list[Callable[[chunking.Chunk], None]]) -> None:
+def run_workers(run: _Run, jobs: list[Job]) -> None:
     """One thread per job function; each takes chunks from the queue until it is empty."""
     threads = [threading.Thread(target=_worker, args=(run, job), name=f"dumpload-data-{i}",
                                 daemon=True) for i, job in enumerate(jobs)]
+    done = threading.Event()
+    watchdog = threading.Thread(target=_watch_loads, args=(run, done), daemon=True,
+                                name="dumpload-watchdog")
+    watchdog.start()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    done.set()
+    watchdog.join()
+
+
+WATCH_SECONDS = 2.0
+
+
+def _watch_loads(run: _Run, done: threading.Event) -> None:
+    """Kill a load client whose server connection is gone (killed, server restarted): the
+    chunk then fails at once and is retried, instead of hanging on a dead socket."""
+    session: Session | None = None
+    suspects: set[int] = set()
+    while not done.wait(WATCH_SECONDS):
+        with run.lock:
+            ids = list(run.loaders)
+        if not ids:
+            continue
+        try:
+            session = session or connect(run.target_env, run.settings)
+            alive = {r[0] for r in session.query(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE ID IN ("
+                + ", ".join(str(i) for i in ids) + ")")}
+        except (DumpLoadError, pymysql.err.MySQLError):
+            session = None
+            continue
+        gone = {i for i in ids if i not in alive}
+        for conn_id in gone & suspects:  # missing twice in a row: not a load just ending
+            with run.lock:
+                loader = run.loaders.get(conn_id)
+            if loader is not None:
+                log.warning("%s: its server connection %d is gone; stopping the client",
+                            loader.what, conn_id)
+                loader.proc.kill()
+        suspects = gone
+    if session is not None:
+        session.close()
 
 
 def open_snapshot(src: Session, binary: Binary, defaults: Path, tables: list[str],
@@ -378,7 +448,10 @@ def _lock_source(src: Session, tables: list[str]) -> bool:
         return False
 
 
-def _worker(run: _Run, job: Callable[[chunking.Chunk], None]) -> None:
+Job = Callable[[chunking.Chunk], SourceSums | None]
+
+
+def _worker(run: _Run, job: Job) -> None:
     while run.fatal is None:
         try:
             chunk = run.queue.get_nowait()
@@ -387,8 +460,8 @@ def _worker(run: _Run, job: Callable[[chunking.Chunk], None]) -> None:
         if run.failed(chunk.table):
             continue
         try:
-            job(chunk)
-            _chunk_done(run, chunk)
+            source_sums = job(chunk)
+            _chunk_done(run, chunk, source_sums)
         except SourceGone as exc:
             run.fatal = exc
             run.fail(chunk.table, exc)
@@ -432,6 +505,8 @@ def _stream_chunk(tools: _Tools, run: _Run, chunk: chunking.Chunk, feed: Feed,
                   load: str) -> tuple[int, int]:
     loader = Loader(tools.target_binary, tools.target_defaults, tools.target_db, load,
                     f"load of {chunk.table} chunk {chunk.index}")
+    with run.lock:
+        run.loaders[loader.connection_id] = loader
     counted = [0]
 
     def sink(block: bytes) -> None:
@@ -447,6 +522,8 @@ def _stream_chunk(tools: _Tools, run: _Run, chunk: chunking.Chunk, feed: Feed,
         loader.abort()
         raise
     finally:
+        with run.lock:
+            run.loaders.pop(loader.connection_id, None)
         loader.close()
     if loaded != counted[0]:
         raise LoadFailed(f"{chunk.table} chunk {chunk.index}: {counted[0]} rows sent but "
@@ -462,20 +539,75 @@ def _clear_chunk(config: Config, run: _Run, chunk: chunking.Chunk) -> None:
         s.execute(f"DELETE FROM {quote(table)}{where}")
 
 
-def _chunk_done(run: _Run, chunk: chunking.Chunk) -> None:
+def _chunk_done(run: _Run, chunk: chunking.Chunk, source_sums: SourceSums | None) -> None:
+    """After a table's last chunk: build its indexes and, meanwhile, verify the shadow."""
     with run.lock:
         run.remaining[chunk.table] -= 1
         last = run.remaining[chunk.table] == 0
     if not last or run.failed(chunk.table):
         return
-    result = run.results[chunk.table]
-    result.phases["extract_load"] = round(time.monotonic() - run.started[chunk.table], 3)
-    started = time.monotonic()
-    with contextlib.closing(connect(run.target_env, run.settings)) as s:
-        shadow.build_indexes(s, run.shadows[chunk.table])
-    result.phases["index_build"] = round(time.monotonic() - started, 3)
+    table = chunk.table
+    result = run.results[table]
+    result.phases["extract_load"] = round(time.monotonic() - run.started[table], 3)
+    index_error: list[BaseException] = []
+    builder = threading.Thread(target=_build_indexes, args=(run, table, index_error),
+                               name=f"dumpload-index-{table}", daemon=True)
+    builder.start()
+    if source_sums is not None and run.kind:
+        started = time.monotonic()
+        check = _verify_shadow(run, table, source_sums)
+        result.phases["verify"] = round(time.monotonic() - started, 3)
+        run.checks[table] = check
+    builder.join()
+    if index_error:
+        raise index_error[0]
+    check = run.checks.get(table)
+    if check is not None and not check.ok:
+        result.status = "mismatch"
+        raise VerifyError(f"{table}: the loaded rows differ from the source "
+                          f"({check.source_rows} rows {check.source_checksum} vs "
+                          f"{check.target_rows} rows {check.target_checksum}); not swapped, "
+                          "the target keeps its old data",
+                          hint="was the target table written to during the copy? run again")
     result.status = "loaded"
-    run.progress.table_done(chunk.table, "loaded")
+    run.progress.table_done(table, "loaded")
+
+
+def _build_indexes(run: _Run, table: str, errors: list[BaseException]) -> None:
+    started = time.monotonic()
+    try:
+        with contextlib.closing(connect(run.target_env, run.settings)) as s:
+            shadow.build_indexes(s, run.shadows[table])
+    except BaseException as exc:  # reported by the waiting worker
+        errors.append(exc if isinstance(exc, DumpLoadError) else
+                      DataError(f"{table}: building the indexes failed: {exc}"))
+    run.results[table].phases["index_build"] = round(time.monotonic() - started, 3)
+
+
+def _verify_shadow(run: _Run, table: str, source_sums: SourceSums) -> TableCheck:
+    """Per-range sums of the shadow (target side, in a thread) against the source's."""
+    info = run.plans[table].info
+    assert info is not None
+    ranges = run.plans[table].chunks
+    target: list[Sums] = []
+
+    def target_side() -> None:
+        with contextlib.closing(connect(run.target_env, run.settings)) as s:
+            target.extend(table_checksum(s, info, c.where, run.kind, run.shadows[table].shadow)
+                          for c in ranges)
+
+    side = threading.Thread(target=target_side, name=f"dumpload-verify-{table}", daemon=True)
+    side.start()
+    source = [source_sums(c) for c in ranges]
+    side.join()
+    if len(target) != len(source):
+        raise DataError(f"{table}: the checksum of the loaded rows could not be computed")
+    check = TableCheck(table, source_rows=sum(x[0] for x in source),
+                       target_rows=sum(x[0] for x in target),
+                       source_checksum=combine(source), target_checksum=combine(target))
+    check.mismatches = [RangeMismatch(c.describe(), a, b)
+                        for c, a, b in zip(ranges, source, target, strict=True) if a != b]
+    return check
 
 
 # ---------------------------------------------------------------- swap

@@ -41,8 +41,11 @@ _NULL = "'\\\\N'"
 _SPECIAL = r"_binary'[\t\n\\\\]'"  # a tab, a newline or a backslash, byte-wise
 
 
-def _kind(col: Column) -> str:
+def _kind(col: Column, flavor: str = "mariadb") -> str:
     if col.data_type in SPATIAL or (col.charset or "").lower() in HEX_CHARSETS:
+        return "hex"
+    if flavor != "mariadb" and col.data_type in STRINGS:
+        # MySQL's regexp functions (ICU) refuse binary strings: hex is slower but exact.
         return "hex"
     if col.data_type == "bit":
         return "bit"
@@ -58,10 +61,13 @@ def _escaped(q: str) -> str:
     return f"IF({q} REGEXP {_SPECIAL}, {_ESCAPED.format(v=q)}, {q})"
 
 
-def select_expr(col: Column) -> str:
-    """The SELECT expression that prints `col` in LOAD DATA's escaped text form."""
+def select_expr(col: Column, flavor: str = "mariadb") -> str:
+    """The SELECT expression that prints `col` in LOAD DATA's escaped text form.
+
+    `flavor` is the source server's ("mariadb" or "mysql").
+    """
     q = quote(col.name)
-    kind = _kind(col)
+    kind = _kind(col, flavor)
     value = {"hex": f"HEX({q})", "bit": f"{q} + 0", "float": f"CAST({q} AS DOUBLE)",
              "string": _escaped(q), "plain": q}[kind]
     return f"IFNULL({value}, {_NULL})" if col.nullable else value
@@ -78,11 +84,12 @@ class LoadSpec:
         return {"targets": self.targets, "sets": self.sets}
 
 
-def load_spec(columns: list[Column]) -> LoadSpec:
-    """`(col, @v1, ...)` and `SET col = UNHEX(@v1), ...` for the copied columns."""
+def load_spec(columns: list[Column], flavor: str = "mariadb") -> LoadSpec:
+    """`(col, @v1, ...)` and `SET col = UNHEX(@v1), ...` for the copied columns, as the
+    source of `flavor` writes them."""
     targets, sets = [], []
     for i, col in enumerate(columns):
-        kind = _kind(col)
+        kind = _kind(col, flavor)
         if kind in ("hex", "bit"):
             var = f"@dl_v{i}"
             targets.append(var)
@@ -93,8 +100,9 @@ def load_spec(columns: list[Column]) -> LoadSpec:
     return LoadSpec("(" + ", ".join(targets) + ")", ("SET " + ", ".join(sets)) if sets else "")
 
 
-def select_sql(table: str, columns: list[Column], where: str = "") -> str:
-    exprs = ", ".join(select_expr(c) for c in columns)
+def select_sql(table: str, columns: list[Column], where: str = "",
+               flavor: str = "mariadb") -> str:
+    exprs = ", ".join(select_expr(c, flavor) for c in columns)
     return f"SELECT {exprs} FROM {quote(table)}" + (f" WHERE {where}" if where else "")
 
 

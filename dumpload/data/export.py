@@ -12,7 +12,8 @@ Export reads every chunk inside one consistent snapshot (as `copy_tables` does) 
 computes each chunk's checksum inside the same snapshot, so the manifest matches the
 files exactly. Import checks the files against the manifest first, creates missing tables
 from schema.sql, loads frames in parallel into shadow tables, swaps them in atomically and
-compares the result with the manifest's counts and checksums.
+compares every loaded shadow with the manifest's per-frame counts and checksums before
+its swap.
 """
 
 from __future__ import annotations
@@ -41,9 +42,9 @@ from dumpload.data import copy as copying
 from dumpload.data import encode, shadow
 from dumpload.data.stream import SourceReader
 from dumpload.data.tables import TableInfo, base_tables, inspect_table, quote, show_create
-from dumpload.data.verify import TableCheck, VerifyReport, combine, table_checksum
-from dumpload.db import connect
-from dumpload.errors import DataError, DumpLoadError
+from dumpload.data.verify import TableCheck, VerifyReport, combine
+from dumpload.db import ServerInfo, connect
+from dumpload.errors import EXIT_VERIFY, DataError, DumpLoadError
 from dumpload.progress import NullProgress, Progress
 from dumpload.tools import defaults_file, find_binary
 
@@ -92,11 +93,12 @@ def export_tables(config: Config, env: DatabaseConfig, out_dir: Path, tables: Se
         readers = copying.open_snapshot(src, binary, defaults, list(tables), workers)
         results: dict[tuple[str, int], dict[str, Any]] = {}
         try:
-            _run_export(readers, work, infos, out_dir, config, progress, results, KIND)
+            _run_export(readers, work, infos, out_dir, config, progress, results, KIND,
+                        src.server.flavor)
         finally:
             for r in readers:
                 r.close()
-        manifest = _assemble(out_dir, env, src.server.version_string, infos, plans, results)
+        manifest = _assemble(out_dir, env, src.server, infos, plans, results)
     for t in tables:
         progress.table_done(t, "exported")
     return manifest
@@ -118,7 +120,8 @@ def _write_schema(out_dir: Path, src: Any, tables: list[str]) -> None:
 
 def _run_export(readers: list[SourceReader], work: queue.Queue[chunking.Chunk],
                 infos: dict[str, TableInfo], out_dir: Path, config: Config, progress: Progress,
-                results: dict[tuple[str, int], dict[str, Any]], kind: str) -> None:
+                results: dict[tuple[str, int], dict[str, Any]], kind: str,
+                flavor: str) -> None:
     errors: list[BaseException] = []
 
     def worker(reader: SourceReader) -> None:
@@ -129,7 +132,7 @@ def _run_export(readers: list[SourceReader], work: queue.Queue[chunking.Chunk],
                 return
             try:
                 results[(chunk.table, chunk.index)] = _export_chunk(
-                    reader, chunk, infos[chunk.table], out_dir, config, progress, kind)
+                    reader, chunk, infos[chunk.table], out_dir, config, progress, kind, flavor)
             except BaseException as exc:
                 errors.append(exc)
 
@@ -150,8 +153,9 @@ def _part_path(out_dir: Path, chunk: chunking.Chunk) -> Path:
 
 
 def _export_chunk(reader: SourceReader, chunk: chunking.Chunk, info: TableInfo, out_dir: Path,
-                  config: Config, progress: Progress, kind: str) -> dict[str, Any]:
-    select = encode.select_sql(info.name, info.copied_columns, chunk.where)
+                  config: Config, progress: Progress, kind: str,
+                  flavor: str) -> dict[str, Any]:
+    select = encode.select_sql(info.name, info.copied_columns, chunk.where, flavor)
     counts = {"rows": 0}
     compressor = zstandard.ZstdCompressor(level=config.settings.compression_level)
     with _part_path(out_dir, chunk).open("wb") as fh, \
@@ -171,7 +175,8 @@ def _export_chunk(reader: SourceReader, chunk: chunking.Chunk, info: TableInfo, 
     return {"rows": n, "bytes": size, "sums": [n, total]}
 
 
-def _assemble(out_dir: Path, env: DatabaseConfig, server: str, infos: dict[str, TableInfo],
+def _assemble(out_dir: Path, env: DatabaseConfig, server: ServerInfo,
+              infos: dict[str, TableInfo],
               plans: dict[str, list[chunking.Chunk]],
               results: dict[tuple[str, int], dict[str, Any]]) -> dict[str, Any]:
     entries = []
@@ -186,11 +191,12 @@ def _assemble(out_dir: Path, env: DatabaseConfig, server: str, infos: dict[str, 
                 digest.update(data)
                 r = results[(table, chunk.index)]
                 frames.append({"offset": offset, "length": len(data), "rows": r["rows"],
-                               "column": chunk.column, "lo": chunk.lo, "hi": chunk.hi})
+                               "sums": r["sums"], "column": chunk.column, "lo": chunk.lo,
+                               "hi": chunk.hi})
                 offset += len(data)
                 part.unlink()
         parts = [tuple(results[(table, c.index)]["sums"]) for c in plans[table]]
-        spec = encode.load_spec(info.copied_columns)
+        spec = encode.load_spec(info.copied_columns, server.flavor)
         entries.append({
             "name": table, "file": target.name, "rows": sum(p[0] for p in parts),
             "bytes": sum(results[(table, c.index)]["bytes"] for c in plans[table]),
@@ -201,7 +207,7 @@ def _assemble(out_dir: Path, env: DatabaseConfig, server: str, infos: dict[str, 
     shutil.rmtree(out_dir / PARTS, ignore_errors=True)
     manifest = {"format": FORMAT, "tool_version": __version__,
                 "created": datetime.now(UTC).isoformat(timespec="seconds"),
-                "server": server, "source_env": env.name, "database": env.database,
+                "server": server.version_string, "source_env": env.name, "database": env.database,
                 "tables": entries}
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False),
                                     encoding="utf-8")
@@ -294,6 +300,7 @@ def import_tables(config: Config, env: DatabaseConfig, folder: Path,
         defaults = stack.enter_context(defaults_file(env, binary))
         tools = copying._Tools(binary, binary, defaults, defaults, env.database, env.database)
         run = copying._Run(plans, progress, env, threads, config.settings)
+        run.kind = KIND
         for plan in plans:
             progress.add_table(plan.table, plan.rows_estimate, plan.bytes_estimate)
         try:
@@ -308,12 +315,16 @@ def import_tables(config: Config, env: DatabaseConfig, folder: Path,
                 shadow.drop_shadows(copying._alive(dst, config, env), leftover)
         report = copying.CopyReport(list(run.results.values()), time.monotonic() - started,
                                     threads)
-        report.verify = _verify_import(dst, entries, run)
+        report.verify = VerifyReport([run.checks.get(t) or TableCheck(t, error=r.error)
+                                      for t, r in run.results.items()])
     copying._record(config, env, env, report)
     if not report.ok:
         failed = [r for r in report.tables if r.status != "swapped"]
-        raise copying.CopyFailed(f"{len(failed)} table(s) not imported into {env.name} (old "
-                                 f"data kept): {failed[0].table}: {failed[0].error}", report)
+        error = copying.CopyFailed(f"{len(failed)} table(s) not imported into {env.name} (old "
+                                   f"data kept): {failed[0].table}: {failed[0].error}", report)
+        if any(r.status == "mismatch" for r in failed):
+            error.exit_code = EXIT_VERIFY
+        raise error
     return report
 
 
@@ -348,25 +359,15 @@ def _import_plan(dst: Any, entry: dict[str, Any]) -> copying.TablePlan:
 
 
 def _import_job(config: Config, tools: copying._Tools, run: copying._Run, folder: Path,
-                entries: dict[str, dict[str, Any]]) -> Callable[[chunking.Chunk], None]:
-    def job(chunk: chunking.Chunk) -> None:
+                entries: dict[str, dict[str, Any]]) -> copying.Job:
+    def manifest_sums(chunk: chunking.Chunk) -> tuple[int, int]:
+        rows, total = entries[chunk.table]["frames"][chunk.index]["sums"]
+        return int(rows), int(total)
+
+    def job(chunk: chunking.Chunk) -> copying.SourceSums:
         entry = entries[chunk.table]
         spec = encode.LoadSpec(entry["load"]["targets"], entry["load"]["sets"])
         feed = _frame_feed(folder / entry["file"], entry["frames"][chunk.index])
         copying.load_chunk(config, tools, run, chunk, feed, spec)
+        return manifest_sums
     return job
-
-
-def _verify_import(dst: Any, entries: dict[str, dict[str, Any]],
-                   run: copying._Run) -> VerifyReport:
-    checks = []
-    for name, entry in entries.items():
-        check = TableCheck(name, source_rows=entry["rows"], source_checksum=entry["checksum"])
-        if run.results[name].status == "swapped":
-            info = inspect_table(dst, name)
-            sums = table_checksum(dst, info, kind=entry.get("checksum_kind", KIND))
-            check.target_rows, check.target_checksum = sums[0], combine([sums])
-        else:
-            check.error = run.results[name].error or "not imported"
-        checks.append(check)
-    return VerifyReport(checks)

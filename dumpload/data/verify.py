@@ -94,10 +94,12 @@ def session_kind(*sessions: Session) -> str:
     return "crc" if kinds == {"crc"} else "md5"
 
 
-def table_checksum(session: Session, info: TableInfo, where: str = "",
-                   kind: str = "md5") -> Sums:
-    """(rows, sum of row hashes) of a table or key range."""
-    row = session.query(encode.checksum_sql(info.name, info.columns, where, kind))[0]
+def table_checksum(session: Session, info: TableInfo, where: str = "", kind: str = "md5",
+                   table: str | None = None) -> Sums:
+    """(rows, sum of row hashes) of a table or key range (`table`: another name, e.g. a
+    shadow with the same columns)."""
+    sql = encode.checksum_sql(table or info.name, info.columns, where, kind)
+    row = session.query(sql)[0]
     return int(row[0]), int(row[1])
 
 
