@@ -138,12 +138,12 @@ class TerminalProgress(Progress):
             if task is None:
                 return
             t = self.bar.tasks[task]
-            # The size was an estimate: a finished table shows full.
-            extra = max((t.total or 0) - t.completed, 0)
+            # The size was an estimate: a finished table shows full, the overall total
+            # becomes the sum of what finished tables really moved plus the estimates.
             self.bar.update(task, total=t.completed or 1, completed=t.completed or 1,
                             description=f"{table} [dim]{status}[/]")
-            total = self.bar.tasks[self.overall].total or 0
-            self.bar.update(self.overall, total=max(total - extra, 1))
+            total = sum(self.bar.tasks[i].total or 0 for i in self.tasks.values())
+            self.bar.update(self.overall, total=max(total, 1))
 
     def close(self) -> None:
         self.bar.stop()
