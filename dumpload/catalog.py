@@ -9,7 +9,10 @@ from dumpload.db import Session
 # Tables dumpload itself creates while it works (data shadows, structure rebuilds). They
 # are never compared, listed, backed up or copied; a failed run's leftovers are dropped
 # by the next run.
-WORK_TABLE_PREFIXES = ("_dl_shadow_", "_dl_old_", "_dl_new_")
+SHADOW_PREFIX = "_dl_shadow_"   # data copies load here, then swap in
+OLD_PREFIX = "_dl_old_"         # the swapped-out table, dropped right after the swap
+REBUILD_PREFIX = "_dl_new_"     # structure rebuilds (shadow copy + rename)
+WORK_TABLE_PREFIXES = (SHADOW_PREFIX, OLD_PREFIX, REBUILD_PREFIX)
 
 
 def is_work_table(name: str) -> bool:

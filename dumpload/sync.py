@@ -29,6 +29,7 @@ from dumpload.db import connect
 from dumpload.errors import DumpLoadError, StructureError, UsageError, VerifyError
 from dumpload.logs import record_metrics
 from dumpload.schema import Plan, apply_plan, plan_structure
+from dumpload.sqltext import quote
 
 log = logging.getLogger(__name__)
 
@@ -380,5 +381,5 @@ def _drop_tables(config: Config, target: DatabaseConfig, tables: list[str]) -> N
     with connect(target, config.settings) as dst:
         dst.execute("SET foreign_key_checks = 0")
         for name in tables:
-            dst.execute(f"DROP TABLE IF EXISTS `{name.replace('`', '``')}`")
+            dst.execute(f"DROP TABLE IF EXISTS {quote(name)}")
 

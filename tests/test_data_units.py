@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from dumpload.catalog import fk_groups
 from dumpload.data.chunks import Chunk, integer_bounds, ranges_from_bounds
-from dumpload.data.copy import fk_groups, striped
+from dumpload.data.copy import striped
 from dumpload.data.encode import checksum_sql, load_spec, select_expr
 from dumpload.data.shadow import split_create
 from dumpload.data.stream import _find_marker

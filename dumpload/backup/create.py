@@ -47,6 +47,7 @@ from dumpload.config import Config, DatabaseConfig
 from dumpload.db import Session, connect, session
 from dumpload.errors import BackupError, DumpLoadError, ToolError
 from dumpload.logs import BACKUP_HISTORY, now_stamp, record_backup, record_metrics
+from dumpload.sqltext import quote
 
 log = logging.getLogger(__name__)
 
@@ -308,7 +309,7 @@ def _stream(argv: list[str], binary: tools.Binary, env: DatabaseConfig, attempt:
 def _count_rows(s: Session, tables: Sequence[str]) -> dict[str, int]:
     out = {}
     for t in tables:
-        out[t] = int(s.scalar(f"SELECT COUNT(*) FROM {quote_name(t)}"))
+        out[t] = int(s.scalar(f"SELECT COUNT(*) FROM {quote(t)}"))
     s.execute("COMMIT")
     return out
 
@@ -320,10 +321,6 @@ def _result(future: Future[dict[str, int]], env: DatabaseConfig) -> dict[str, in
         raise
     except Exception as exc:  # a lost connection while counting: the backup is not trusted
         raise BackupError(f"counting rows in {env.name!r} failed: {exc}") from exc
-
-
-def quote_name(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
 
 
 def _check_sections(env: DatabaseConfig, inventory: Inventory, frames: list[Frame]) -> None:

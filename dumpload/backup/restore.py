@@ -26,7 +26,7 @@ from typing import IO
 import zstandard
 
 from dumpload import tools
-from dumpload.backup.create import create_backup, quote_name
+from dumpload.backup.create import create_backup
 from dumpload.backup.files import BackupInfo, Frame, find_backup, load_info
 from dumpload.backup.verify import verify_backup
 from dumpload.catalog import fk_groups, foreign_key_edges
@@ -34,6 +34,7 @@ from dumpload.config import Config, DatabaseConfig
 from dumpload.db import session
 from dumpload.errors import BackupError, DumpLoadError, ToolError
 from dumpload.logs import record_backup, record_metrics
+from dumpload.sqltext import quote
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +255,7 @@ def check_rows(config: Config, plan: RestorePlan) -> dict[str, int]:
     got: dict[str, int] = {}
     with session(plan.env, config.settings) as s:
         for t in plan.tables:
-            got[t] = int(s.scalar(f"SELECT COUNT(*) FROM {quote_name(t)}"))
+            got[t] = int(s.scalar(f"SELECT COUNT(*) FROM {quote(t)}"))
     wrong = [f"{t!r}: {got[t]} rows, backup has {expected[t]}" for t in plan.tables
              if t in expected and got[t] != expected[t]]
     if wrong:

@@ -12,8 +12,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from dumpload.data.tables import Column, TableInfo, quote
+from dumpload.data.tables import Column, TableInfo
 from dumpload.db import Session
+from dumpload.sqltext import quote
 
 INTEGERS = {"tinyint", "smallint", "mediumint", "int", "integer", "bigint", "year"}
 SAMPLED = {"char", "varchar", "binary", "varbinary", "date", "datetime", "timestamp",

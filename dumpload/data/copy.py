@@ -33,11 +33,12 @@ from typing import Any
 
 import pymysql
 
+from dumpload.catalog import fk_groups
 from dumpload.config import Config, DatabaseConfig, Settings
 from dumpload.data import chunks as chunking
 from dumpload.data import encode, shadow
 from dumpload.data.stream import Loader, LoadFailed, SourceGone, SourceReader
-from dumpload.data.tables import TableInfo, inspect_table, quote
+from dumpload.data.tables import TableInfo, inspect_table
 from dumpload.data.verify import (
     RangeMismatch,
     Sums,
@@ -50,6 +51,7 @@ from dumpload.data.verify import (
 from dumpload.db import Session, connect
 from dumpload.errors import EXIT_VERIFY, DataError, DumpLoadError, VerifyError
 from dumpload.progress import NullProgress, Progress
+from dumpload.sqltext import quote
 from dumpload.tools import Binary, defaults_file, find_binary
 
 log = logging.getLogger(__name__)
@@ -611,25 +613,6 @@ def _verify_shadow(run: _Run, table: str, source_sums: SourceSums) -> TableCheck
 
 
 # ---------------------------------------------------------------- swap
-def fk_groups(tables: list[str], edges: list[tuple[str, str]]) -> list[list[str]]:
-    """Tables linked (directly or not) by FKs among themselves, in input order (pure)."""
-    parent = {t: t for t in tables}
-
-    def find(t: str) -> str:
-        while parent[t] != t:
-            parent[t] = parent[parent[t]]
-            t = parent[t]
-        return t
-
-    for a, b in edges:
-        if a in parent and b in parent:
-            parent[find(a)] = find(b)
-    groups: dict[str, list[str]] = {}
-    for t in tables:
-        groups.setdefault(find(t), []).append(t)
-    return list(groups.values())
-
-
 def _swap_groups(config: Config, target_env: DatabaseConfig, dst: Session, run: _Run) -> None:
     dst = _alive(dst, config, target_env)
     names = list(run.plans)

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dumpload.data.tables import Column, quote
+from dumpload.data.tables import Column
+from dumpload.sqltext import quote
 
 HEX_CHARSETS = {"ucs2", "utf16", "utf16le", "utf32"}
 SPATIAL = {"geometry", "point", "linestring", "polygon", "multipoint", "multilinestring",

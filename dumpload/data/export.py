@@ -41,11 +41,12 @@ from dumpload.data import chunks as chunking
 from dumpload.data import copy as copying
 from dumpload.data import encode, shadow
 from dumpload.data.stream import SourceReader
-from dumpload.data.tables import TableInfo, base_tables, inspect_table, quote, show_create
+from dumpload.data.tables import TableInfo, base_tables, inspect_table, show_create
 from dumpload.data.verify import TableCheck, VerifyReport, combine
 from dumpload.db import ServerInfo, connect
 from dumpload.errors import EXIT_VERIFY, DataError, DumpLoadError
 from dumpload.progress import NullProgress, Progress
+from dumpload.sqltext import quote
 from dumpload.tools import defaults_file, find_binary
 
 log = logging.getLogger(__name__)

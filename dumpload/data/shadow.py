@@ -19,18 +19,18 @@ import logging
 import re
 from dataclasses import dataclass, field
 
+from dumpload.catalog import OLD_PREFIX, SHADOW_PREFIX
 from dumpload.data.tables import (
-    OLD_PREFIX,
-    SHADOW_PREFIX,
     ForeignKey,
     fks_into,
-    quote,
+    fks_out,
     show_create,
     triggers_of,
     work_name,
 )
 from dumpload.db import Session
 from dumpload.errors import DataError
+from dumpload.sqltext import quote
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +138,7 @@ def related_fks(session: Session, tables: list[str]) -> list[ForeignKey]:
     for table in tables:
         for fk in fks_into(session, table):
             seen[(fk.table, fk.name)] = fk
-        from dumpload.data.tables import _fks_out  # the same catalog query, by child
-        for fk in _fks_out(session, table):
+        for fk in fks_out(session, table):
             seen[(fk.table, fk.name)] = fk
     return list(seen.values())
 

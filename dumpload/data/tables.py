@@ -9,16 +9,11 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+from dumpload.catalog import is_work_table
 from dumpload.db import Session
+from dumpload.sqltext import quote
 
-SHADOW_PREFIX = "_dl_shadow_"
-OLD_PREFIX = "_dl_old_"
 MAX_NAME = 64
-
-
-def quote(name: str) -> str:
-    """A backtick-quoted identifier (backticks inside doubled)."""
-    return "`" + name.replace("`", "``") + "`"
 
 
 def work_name(prefix: str, table: str) -> str:
@@ -104,7 +99,7 @@ def _chunk_key(session: Session, table: str, columns: list[Column]) -> tuple[str
     return ()
 
 
-def _fks_out(session: Session, table: str) -> list[ForeignKey]:
+def fks_out(session: Session, table: str) -> list[ForeignKey]:
     rows = session.query(
         "SELECT CONSTRAINT_NAME, COLUMN_NAME, REFERENCED_TABLE_SCHEMA, REFERENCED_TABLE_NAME, "
         "REFERENCED_COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE "
@@ -150,7 +145,7 @@ def inspect_table(session: Session, table: str) -> TableInfo:
         (table,))
     engine, rows, data = meta[0] if meta else ("InnoDB", 0, 0)
     return TableInfo(table, columns, key, tuple(types[k] for k in key), engine or "",
-                     int(rows), int(data), _fks_out(session, table))
+                     int(rows), int(data), fks_out(session, table))
 
 
 def base_tables(session: Session) -> list[str]:
@@ -158,7 +153,7 @@ def base_tables(session: Session) -> list[str]:
     rows = session.query(
         "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
         "AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME")
-    return [r[0] for r in rows if not r[0].startswith((SHADOW_PREFIX, OLD_PREFIX))]
+    return [r[0] for r in rows if not is_work_table(r[0])]
 
 
 def show_create(session: Session, table: str) -> str:

@@ -13,9 +13,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from dumpload.schema import flavor as fl
-from dumpload.schema.model import Column, Index, Schema, Table, View, quote
+from dumpload.schema.model import Column, Index, Schema, Table, View
 from dumpload.schema.plan import PHASES, Change, Difference, Plan, Step
 from dumpload.schema.safety import column_change_safety
+from dumpload.sqltext import quote
 
 
 @dataclass

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from dumpload.schema.model import Check, Column, ForeignKey, Index, IndexPart
+from dumpload.sqltext import quote
 
 Row = Mapping[str, Any]
 
@@ -166,9 +167,8 @@ def is_mariadb_json(data_type: str, collation: str | None, check: str | None,
     """MariaDB's JSON: LONGTEXT COLLATE utf8mb4_bin with CHECK (json_valid(`col`))."""
     if data_type != "longtext" or not check:
         return False
-    quoted = "`" + name.replace("`", "``") + "`"
     return (collation or "").endswith("_bin") and \
-        re.sub(r"\s+", "", check).lower() == f"json_valid({quoted})".lower()
+        re.sub(r"\s+", "", check).lower() == f"json_valid({quote(name)})".lower()
 
 
 def indexes_from_rows(rows: Iterable[Row], flavor: str) -> tuple[Index, ...]:
@@ -261,20 +261,18 @@ def reset_option(key: str) -> str:
 
 def strip_schema(definition: str, schema: str) -> str:
     """Remove `schema`. qualifiers of the view's own schema, so source and target compare."""
-    quoted = "`" + schema.replace("`", "``") + "`."
-    return definition.replace(quoted, "")
+    return definition.replace(quote(schema) + ".", "")
 
 
 def drop_check_sql(flavor: str, name: str) -> str:
     """MariaDB drops a CHECK with DROP CONSTRAINT; MySQL 8.0.16+ with DROP CHECK."""
-    quoted = "`" + name.replace("`", "``") + "`"
-    return f"DROP CONSTRAINT {quoted}" if flavor == "mariadb" else f"DROP CHECK {quoted}"
+    return f"DROP CONSTRAINT {quote(name)}" if flavor == "mariadb" else f"DROP CHECK {quote(name)}"
 
 
 def drop_index_sql(flavor: str, index: Index) -> str:
     if index.kind == "PRIMARY":
         return "DROP PRIMARY KEY"
-    return "DROP INDEX `" + index.name.replace("`", "``") + "`"
+    return f"DROP INDEX {quote(index.name)}"
 
 
 def target_collation(collation: str | None, target_flavor: str,

@@ -16,7 +16,8 @@ from dumpload.catalog import is_work_table
 from dumpload.config import select_tables
 from dumpload.db import Session
 from dumpload.schema import flavor as fl
-from dumpload.schema.model import Check, Schema, Table, Trigger, View, quote
+from dumpload.schema.model import Check, Schema, Table, Trigger, View
+from dumpload.sqltext import quote
 
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-
-def quote(name: str) -> str:
-    """A backtick-quoted identifier; backticks inside are doubled."""
-    return "`" + name.replace("`", "``") + "`"
+from dumpload.sqltext import quote
 
 
 def literal(text: str) -> str:
