@@ -15,6 +15,7 @@ from dumpload.cli.app import (
     App,
     from_to_options,
     pass_app,
+    read_only_yes_option,
     resolve_envs,
     table_patterns,
     tables_option,
@@ -222,6 +223,7 @@ def _print_verify(app: App, report: VerifyReport, structure: list[str]) -> None:
 @tables_option
 @threads_option
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as one JSON document.")
+@read_only_yes_option
 @pass_app
 def export_cmd(app: App, env_name: str, out_dir: str, tables: tuple[str, ...],
                threads: int | None, as_json: bool) -> None:
