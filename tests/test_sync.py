@@ -120,6 +120,8 @@ def test_unsafe_changes_stop_before_any_write(env: TestEnv) -> None:
     build(env, orders=100)
     env.dst("ALTER TABLE countries ADD COLUMN legacy INT NULL")  # only in target: unsafe drop
     before = schema_digest(env.target, env.database)
+    dry = env.run("sync", "--dry-run")
+    assert dry.exit_code == 5 and "DROP COLUMN `legacy`" in dry.stdout
     result = env.run("sync", "--yes")
     assert result.exit_code == 5 and "legacy" in result.stderr
     assert schema_digest(env.target, env.database) == before

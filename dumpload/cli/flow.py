@@ -72,6 +72,7 @@ def sync(app: App, from_env: str | None, to_env: str | None, tables: tuple[str, 
         if as_json:
             app.emit_json({"dry_run": True, **plan.to_dict()})
         app.console.print("dry run: nothing was written")
+        ensure_safe(plan, options)  # like `structure --dry-run`: a refused plan exits 5
         return
     ensure_safe(plan, options)
     app.confirm(f"Apply this plan to {target.describe()}?", yes)
