@@ -236,7 +236,9 @@ def _step_backup(config: Config, plan: SyncPlan, options: SyncOptions,
     done = _timed(report, "backup", events)
     # On a resume, the first run's backup is the rollback point: only tables it lacks are
     # backed up now (a table half-changed by the first run must not replace its backup).
-    missing = [t for t in plan.backup_tables if t not in journal.backed_up_tables]
+    # Tables the first run created are not backed up on a resume: rollback drops them.
+    missing = [t for t in plan.backup_tables
+               if t not in journal.backed_up_tables and t not in journal.tables_created]
     if options.no_backup or not missing:
         done(skipped=True, reason="--no-backup" if options.no_backup else "nothing to back up")
         journal.mark_step("backup", journals.DONE)
