@@ -13,14 +13,18 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from dumpload.errors import UsageError
 
 RUNNING, FAILED, DONE, NOTHING = "running", "failed", "done", "nothing-to-do"
+ABANDONED = "abandoned"
 UNFINISHED = (RUNNING, FAILED)
+# A rerun resumes an unfinished run only this soon after it; an older one is abandoned and
+# a fresh run takes a fresh backup (the target may have moved on in between).
+RESUME_WINDOW = timedelta(hours=24)
 
 
 @dataclass
@@ -132,16 +136,37 @@ def begin(log_dir: Path, run_id: str, source: str, target: str, database: str) -
         if journal.status == RUNNING and _alive(journal.pid):
             raise UsageError(f"another sync into {target!r} is running (run {journal.run_id}, "
                              f"pid {journal.pid})", hint="wait for it to finish")
-        if journal.status in UNFINISHED and journal.source == source:
+        if journal.status in UNFINISHED and journal.source == source and _recent(journal):
             journal.status, journal.pid = RUNNING, os.getpid()
             journal.resumed_times += 1
             journal.failure = None
             journal.save()
             return journal
-        break  # the latest run into this target finished: start afresh
+        if journal.status in UNFINISHED:
+            journal.finish(ABANDONED, journal.failure)
+        break  # the latest run into this target finished or was abandoned: start afresh
     journal = Journal(run_id, source, target, database, runs_dir(log_dir) / f"{run_id}.json")
     journal.save()
     return journal
+
+
+def _recent(journal: Journal) -> bool:
+    updated = datetime.fromisoformat(journal.updated or journal.started)
+    return datetime.now(UTC) - updated < RESUME_WINDOW
+
+
+def settle(log_dir: Path, target: str, database: str) -> Journal | None:
+    """Close the unfinished run into `target` once a rerun found nothing left to do, so a
+    later sync starts afresh (with a fresh backup) instead of resuming it."""
+    for journal in reversed(all_journals(log_dir)):
+        if journal.target != target or journal.database != database:
+            continue
+        if journal.status in UNFINISHED and not (journal.status == RUNNING
+                                                 and _alive(journal.pid)):
+            journal.finish(DONE, journal.failure)
+            return journal
+        return None
+    return None
 
 
 def find(log_dir: Path, run_id: str | None, target: str | None = None) -> Journal:

@@ -334,8 +334,10 @@ def _write_metrics(config: Config, report: SyncReport) -> None:
 
 
 def nothing_to_do(config: Config, plan: SyncPlan, run_id: str) -> SyncReport:
-    """The report of a run that found the target already matching the source."""
-    report = SyncReport(run_id, journals.NOTHING)
+    """The report of a run that found the target already matching the source; an
+    unfinished earlier run into the target is thereby finished."""
+    settled = journals.settle(config.settings.log_dir, plan.target.name, plan.target.database)
+    report = SyncReport(settled.run_id if settled else run_id, journals.NOTHING)
     report.steps["analyse"] = {"seconds": plan.analysis_seconds}
     for name in plan.identical:
         report.table(name)["verified"] = True

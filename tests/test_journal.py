@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -72,3 +73,23 @@ def test_save_is_atomic_and_private_to_the_log_dir(tmp_path: Path) -> None:
     assert j.path == tmp_path / "runs" / "r1.json"
     assert not list((tmp_path / "runs").glob("*.tmp"))
     assert journals.load(j.path).pid == os.getpid()
+
+
+def test_an_old_unfinished_run_is_abandoned_not_resumed(tmp_path: Path) -> None:
+    old = journals.begin(tmp_path, "20250101_000000", "dev", "prod", "shop")
+    old.add_unique("backups", ["shop_20250101_000000_pre-sync"])
+    old.finish(journals.FAILED)
+    doc = json.loads(old.path.read_text())
+    doc["updated"] = "2025-01-01T00:00:00+00:00"
+    old.path.write_text(json.dumps(doc))
+    fresh = journals.begin(tmp_path, "20260101_000000", "dev", "prod", "shop")
+    assert fresh.run_id == "20260101_000000" and fresh.backups == []
+    assert journals.load(old.path).status == journals.ABANDONED
+
+
+def test_settle_finishes_the_unfinished_run(tmp_path: Path) -> None:
+    failed = journals.begin(tmp_path, "20260101_000000", "dev", "prod", "shop")
+    failed.finish(journals.FAILED)
+    assert journals.settle(tmp_path, "prod", "shop").run_id == "20260101_000000"
+    assert journals.load(failed.path).status == journals.DONE
+    assert journals.begin(tmp_path, "x2", "dev", "prod", "shop").run_id == "x2"
