@@ -13,21 +13,16 @@ import pymysql
 import pytest
 
 from tests.support import TestEnv
-from tests.test_schema_cases import CASE_NAMES, CASES, split_sql
+from tests.test_schema_cases import CASE_NAMES, CASES, load_case, split_sql
 
 
 @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
 @pytest.mark.parametrize("name", CASE_NAMES)
 def test_sync_converges_on_schema_case(env: TestEnv, name: str, reverse: bool) -> None:
-    folder = CASES / name
-    src, dst = ("target.sql", "source.sql") if reverse else ("source.sql", "target.sql")
-    env.src(*split_sql((folder / src).read_text()))
-    env.dst(*split_sql((folder / dst).read_text()))
-    rows = folder / ("rows_reverse.sql" if reverse else "rows.sql")
+    load_case(env, name, reverse)
+    rows = CASES / name / ("rows_reverse.sql" if reverse else "rows.sql")
     if rows.exists():
-        statements = split_sql(rows.read_text())
-        env.dst(*statements)
-        for stmt in statements:
+        for stmt in split_sql(rows.read_text()):
             with contextlib.suppress(pymysql.err.MySQLError):  # rows that fit the source
                 env.src(stmt)
     result = env.run("sync", "--yes", "--allow-unsafe")
