@@ -9,7 +9,7 @@ import pytest
 import zstandard
 
 from dumpload.backup.files import backup_id, clean_label, parse_stamp
-from dumpload.backup.frames import FrameWriter, SectionSplitter, classify
+from dumpload.backup.frames import DataSplitter, FrameWriter, SectionSplitter, classify
 from dumpload.backup.retention import RetentionItem, plan_retention
 
 NOW = datetime(2024, 6, 30, 12, 0, 0)
@@ -118,3 +118,45 @@ def test_frame_writer_frames_decode_alone_and_together() -> None:
     text = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True)
     assert text.read() == DUMP[DUMP.index(b"\n") + 1:]
     assert whole is not None
+
+
+FOOTER = b"/*!40103 SET TIME_ZONE=@OLD_TIME_ZONE */;\n\n-- Dump completed on 2024-01-01\n"
+TABLE_SECTION = (
+    b"--\n-- Table structure for table `big`\n--\n\nDROP TABLE IF EXISTS `big`;\n"
+    b"CREATE TABLE `big` (id int) ENGINE=InnoDB;\n\n"
+    b"--\n-- Dumping data for table `big`\n--\n\nLOCK TABLES `big` WRITE;\n"
+    b"/*!40000 ALTER TABLE `big` DISABLE KEYS */;\n"
+    + b"".join(b"INSERT INTO `big` VALUES\n(%d),\n(%d);\n" % (i, -i) for i in range(40))
+    + b"/*!40000 ALTER TABLE `big` ENABLE KEYS */;\nUNLOCK TABLES;\n"
+    b"DELIMITER ;;\n/*!50003 CREATE TRIGGER t BEFORE INSERT ON `big` FOR EACH ROW\n"
+    b"INSERT INTO `other` VALUES (1) */;;\nDELIMITER ;\n\n"
+)
+
+
+@pytest.mark.parametrize("chunk", [7, 64, 100_000])
+def test_data_splitter_cuts_rows_at_statements_in_any_read_size(chunk: int) -> None:
+    pieces: list[list] = [["header", None, b""]]
+
+    def on_section(kind: str, name: str | None) -> None:
+        pieces.append([kind, name, b""])
+
+    def on_bytes(data: bytes) -> None:
+        pieces[-1][2] += data
+
+    rows = DataSplitter(on_bytes, on_section, frame_bytes=200)
+    splitter = SectionSplitter(rows.write, rows.section)
+    dump = b"-- header\n" + TABLE_SECTION + FOOTER
+    for i in range(0, len(dump), chunk):
+        splitter.feed(dump[i:i + chunk])
+    splitter.close()
+    rows.close()
+    assert b"".join(p[2] for p in pieces) == dump
+    kinds = [p[0] for p in pieces]
+    assert kinds[:3] == ["header", "table", "table_lock"]
+    assert kinds[-2:] == ["table_end", "footer"] and kinds.count("table_data") > 3
+    data = [p[2] for p in pieces if p[0] == "table_data"]
+    assert all(d.startswith(b"INSERT INTO `big` VALUES\n") and d.endswith(b";\n") for d in data)
+    assert all(len(d) < 200 + 40 for d in data)
+    assert pieces[2][2].startswith(b"LOCK TABLES") and b"INSERT" not in pieces[2][2]
+    end = pieces[kinds.index("table_end")][2]
+    assert end.startswith(b"/*!40000 ALTER TABLE `big` ENABLE KEYS */;") and b"TRIGGER" in end

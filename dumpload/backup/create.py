@@ -42,7 +42,7 @@ from dumpload.backup.files import (
     paths_for,
     write_json_atomic,
 )
-from dumpload.backup.frames import COMPLETED, FrameWriter, SectionSplitter
+from dumpload.backup.frames import COMPLETED, DataSplitter, FrameWriter, SectionSplitter
 from dumpload.config import Config, DatabaseConfig
 from dumpload.db import Session, connect, session
 from dumpload.errors import BackupError, DumpLoadError, ToolError
@@ -281,7 +281,8 @@ def _stream(argv: list[str], binary: tools.Binary, env: DatabaseConfig, attempt:
     """Run the dump into the partial file; return (frames, uncompressed bytes, sha256)."""
     fh = attempt.lock_fh
     writer = FrameWriter(fh, level)
-    splitter = SectionSplitter(writer.write, writer.section)
+    rows = DataSplitter(writer.write, writer.section)
+    splitter = SectionSplitter(rows.write, rows.section)
     with tools.Process(argv, what=f"{binary.name} of {env.name}") as proc:
         with contextlib.suppress(OSError):
             fcntl.fcntl(proc.stdout.fileno(), _F_SETPIPE_SZ, READ_SIZE)
@@ -292,6 +293,7 @@ def _stream(argv: list[str], binary: tools.Binary, env: DatabaseConfig, attempt:
             if progress:
                 progress(writer.raw_total)
         splitter.close()
+        rows.close()
         frames = writer.finish()
         try:
             proc.check()

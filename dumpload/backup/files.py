@@ -44,7 +44,9 @@ STATUS_MISSING = "missing"          # a manifest whose dump file is gone
 class Frame:
     """One zstd frame of a backup file: a section of the dump (header, a table, footer...)."""
 
-    kind: str            # header | table | view | view_final | routines | events | footer
+    # header | table | table_data | table_end | view | view_final | routines | events | footer
+    # (a table's rows, when cut apart, are in table_data frames; see frames.DataSplitter)
+    kind: str
     name: str | None     # table/view name for table, view and view_final frames
     offset: int          # byte offset in the compressed file
     length: int          # compressed length
@@ -276,4 +278,5 @@ def _env_folders(config: Config) -> list[str]:
 def table_frames(frames: Sequence[Frame], names: Sequence[str]) -> list[Frame]:
     """Frames holding the given tables/views, in file order."""
     wanted = set(names)
-    return [f for f in frames if f.name in wanted and f.kind in ("table", "view", "view_final")]
+    return [f for f in frames if f.name in wanted and f.kind in (
+        "table", "table_data", "table_end", "view", "view_final")]

@@ -36,6 +36,10 @@ _SECTIONS = (
     (b"-- Dumping events for database ", "events"),
 )
 COMPLETED = b"\n-- Dump completed"
+# A table's rows are cut into frames of about this many uncompressed bytes, so a restore
+# can load one big table over several clients. Read at split time (tests make it small).
+DATA_FRAME_BYTES = 32 << 20
+TABLE_KINDS = ("table", "table_lock", "table_data", "table_end")
 
 
 def classify(line: bytes) -> tuple[str, str | None] | None:
@@ -131,6 +135,99 @@ class SectionSplitter:
         if data:
             self.tail = (self.tail + data)[-256:] if len(data) < 256 else data[-256:]
             self._on_bytes(data)
+
+
+class DataSplitter:
+    """Between `SectionSplitter` and `FrameWriter`: cut a table section's rows into frames.
+
+    A table section becomes "table" (DROP/CREATE), "table_lock" (LOCK TABLES, DISABLE
+    KEYS: a restore that loads the rows over several clients skips it, as a WRITE lock
+    would serialise them and block the next table's DDL), then "table_data" frames of
+    whole INSERT statements (about `DATA_FRAME_BYTES` each), then "table_end" (ENABLE
+    KEYS, UNLOCK TABLES, triggers). The bytes are unchanged: the file still restores
+    by hand. Rows never hold a raw newline (the tools escape it), so a line starting
+    "INSERT INTO `t` VALUES" is a statement start; a trigger on `t` cannot insert into
+    `t`, so a trigger body never matches.
+    """
+
+    def __init__(self, on_bytes: Callable[[bytes], None],
+                 on_section: Callable[[str, str | None], None],
+                 frame_bytes: int | None = None) -> None:
+        self._on_bytes = on_bytes
+        self._on_section = on_section
+        self._frame_bytes = frame_bytes or DATA_FRAME_BYTES
+        self._pending = b""
+        self._phase: str | None = None   # None (not a table), "end" or the current kind
+        self._name: str | None = None
+        self._insert = self._enable = self._lock = b""
+        self._raw = 0                    # bytes in the current data frame
+
+    def section(self, kind: str, name: str | None) -> None:
+        self._flush()
+        self._on_section(kind, name)
+        self._phase, self._name = (kind, name) if kind == "table" and name else (None, None)
+        if self._name is not None:
+            q = self._name.replace("`", "``").encode()
+            self._insert = b"\nINSERT INTO `" + q + b"` VALUES"
+            self._enable = b"\n/*!40000 ALTER TABLE `" + q + b"` ENABLE KEYS */;"
+            self._lock = b"\nLOCK TABLES `" + q + b"` WRITE;"
+
+    def write(self, chunk: bytes) -> None:
+        if self._phase in (None, "end"):
+            self._on_bytes(chunk)
+            return
+        data = self._pending + chunk if self._pending else chunk
+        pos = self._cuts(data)
+        keep = max(pos, len(data) - max(len(self._insert), len(self._enable), len(self._lock)))
+        self._emit(data[pos:keep])
+        self._pending = data[keep:]
+
+    def close(self) -> None:
+        self._flush()
+
+    def _cuts(self, data: bytes) -> int:
+        """Cut at every marker found in `data`; return where the unsent bytes begin."""
+        pos = 0
+        end = data.find(self._enable) if self._phase == "table_data" else -1
+        while self._phase in ("table", "table_lock", "table_data"):
+            i = data.find(self._insert, pos)
+            if self._phase == "table":
+                lock = data.find(self._lock, pos)
+                if lock >= 0 and (i < 0 or lock < i):
+                    pos = self._cut(data, pos, lock + 1, "table_lock")
+                    continue
+            if end >= 0 and (i < 0 or end < i):
+                return self._cut(data, pos, end + 1, "table_end")
+            if i < 0:
+                return pos
+            if self._phase != "table_data" or self._raw + i + 1 - pos >= self._frame_bytes:
+                pos = self._cut(data, pos, i + 1, "table_data")
+                if end < 0:
+                    end = data.find(self._enable, pos)
+            else:
+                self._emit(data[pos:i + 1])
+                pos = i + 1
+        return pos
+
+    def _cut(self, data: bytes, start: int, at: int, kind: str) -> int:
+        self._emit(data[start:at])
+        self._on_section(kind, self._name)
+        self._phase = "end" if kind == "table_end" else kind
+        self._raw = 0
+        if kind == "table_end":
+            self._emit(data[at:])
+            return len(data)
+        return at
+
+    def _emit(self, data: bytes) -> None:
+        if data:
+            self._raw += len(data)
+            self._on_bytes(data)
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._emit(self._pending)
+            self._pending = b""
 
 
 class HashingFile:

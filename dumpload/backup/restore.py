@@ -3,8 +3,10 @@
 Order: verify the whole file (a damaged backup is refused before anything is written),
 back up the current state of the tables about to be overwritten (label `pre-restore`),
 then restore. Each base table goes to its own client process fed the header frame, the
-table's frame and the footer frame — `settings.threads` of them at a time, so tables load
-in parallel and nothing else is decompressed. Views (placeholders, then final
+table's frames and the footer frame — `settings.threads` of them at a time, so tables load
+in parallel and nothing else is decompressed. A big table whose rows were cut into several
+frames (see `frames.DataSplitter`) loads over several clients: DDL first, rows in parallel,
+then ENABLE KEYS/UNLOCK/triggers (see `_phases`). Views (placeholders, then final
 definitions) and routines follow in one client. Finally each restored table's row count
 must equal the manifest's. Touches: the target env's server, the backup folder, histories.
 """
@@ -28,6 +30,7 @@ import zstandard
 from dumpload import tools
 from dumpload.backup.create import create_backup
 from dumpload.backup.files import BackupInfo, Frame, find_backup, load_info
+from dumpload.backup.frames import TABLE_KINDS
 from dumpload.backup.verify import verify_backup
 from dumpload.catalog import fk_groups, foreign_key_edges
 from dumpload.config import Config, DatabaseConfig
@@ -90,7 +93,10 @@ def plan_restore(config: Config, backup: str | Path | BackupInfo, env: DatabaseC
             "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
             (env.database,))}
         flavor = s.server.flavor
-    sizes = {f.name: f.raw_length for f in info.frames if f.kind == "table"}
+    sizes: dict[str | None, int] = {}
+    for f in info.frames:
+        if f.kind in TABLE_KINDS:
+            sizes[f.name] = sizes.get(f.name, 0) + f.raw_length
     ordered = sorted(tables_, key=lambda t: -sizes.get(t, 0))  # biggest first: better packing
     return RestorePlan(info, env, ordered, views,
                        routines=tables is None and bool(info.manifest.get("whole_database")),
@@ -155,24 +161,62 @@ def _restore(config: Config, plan: RestorePlan, progress: ProgressFn | None) -> 
     footer = [f for f in frames if f.kind == "footer"]
     by_table: dict[str, list[Frame]] = {}
     for f in frames:
-        if f.kind == "table" and f.name in plan.tables:
+        if f.kind in TABLE_KINDS and f.name in plan.tables:
             by_table.setdefault(f.name, []).append(f)
     client = tools.find_binary("client", plan.flavor)
     fed = _Counter(progress)
+    threads = config.settings.threads
     # Tables linked by foreign keys go through one client, in dump order: dropping a
     # parent while another client loads its child ends in a lock wait.
     with session(plan.env, config.settings) as s:
         groups = fk_groups(plan.tables, foreign_key_edges(s))
-    jobs = [(", ".join(group), header + [f for t in group for f in by_table[t]] + footer)
-            for group in groups]
+    first, rows, last = _phases(groups, by_table)
     tail = _tail_frames(frames, plan)
     with tools.defaults_file(plan.env, client) as defaults:
-        errors = _run_parallel(client, defaults, plan, jobs, fed, config.settings.threads)
-        if errors:
-            raise BackupError(f"restore of {plan.backup.id} into {plan.env.name!r} failed: "
-                              + "; ".join(errors))
+        for jobs in (first, rows, last):
+            jobs = [(what, header + fr + footer) for what, fr in jobs]
+            errors = _run_parallel(client, defaults, plan, jobs, fed, threads)
+            if errors:
+                raise BackupError(f"restore of {plan.backup.id} into {plan.env.name!r} failed: "
+                                  + "; ".join(errors))
         if tail:
             _feed_client(client, defaults, plan, header + tail + footer, fed, "views/routines")
+
+
+Jobs = list[tuple[str, list[Frame]]]
+
+
+def _phases(groups: list[list[str]],
+            by_table: dict[str, list[Frame]]) -> tuple[Jobs, Jobs, Jobs]:
+    """Client jobs in three rounds: (DDL of split groups, rows, ends of split tables).
+
+    A group whose tables have at most one row frame each loads whole in one client, in the
+    rows round. In a group holding a table cut into several row frames, one client first
+    runs every table's DDL (and the whole of its small tables), in dump order; then that
+    table's row frames are each a job of their own, run `threads` at a time (the dump header
+    turns foreign and unique key checks off; their "table_lock" frames, whose WRITE lock
+    would serialise them, are skipped); last one client per group runs ENABLE KEYS,
+    UNLOCK TABLES and the triggers, so triggers never see restored rows.
+    """
+    first: Jobs = []
+    rows: Jobs = []
+    last: Jobs = []
+    pieces: list[Frame] = []
+    for group in groups:
+        split = [t for t in group
+                 if sum(f.kind == "table_data" for f in by_table[t]) > 1]
+        if not split:
+            rows.append((", ".join(group), [f for t in group for f in by_table[t]]))
+            continue
+        first.append((", ".join(group), [f for t in group for f in by_table[t]
+                                         if t not in split or f.kind == "table"]))
+        pieces += [f for t in split for f in by_table[t] if f.kind == "table_data"]
+        last.append((", ".join(split), [f for t in split for f in by_table[t]
+                                        if f.kind == "table_end"]))
+    rows += [(f"{f.name} (rows at {f.offset})", [f]) for f in pieces]
+    # Biggest first: the pool then packs the small jobs into the gaps.
+    rows.sort(key=lambda job: -sum(f.raw_length for f in job[1]))
+    return first, rows, [(w, fr) for w, fr in last if fr]
 
 
 def _tail_frames(frames: list[Frame], plan: RestorePlan) -> list[Frame]:
@@ -183,16 +227,16 @@ def _tail_frames(frames: list[Frame], plan: RestorePlan) -> list[Frame]:
 
 
 def _run_parallel(client: tools.Binary, defaults: Path, plan: RestorePlan,
-                  jobs: list[tuple[str, list[Frame]]], fed: _Counter, threads: int) -> list[str]:
+                  jobs: Jobs, fed: _Counter, threads: int) -> list[str]:
     errors: list[str] = []
     with ThreadPoolExecutor(max(1, threads), thread_name_prefix="restore") as pool:
-        futures = {pool.submit(_feed_client, client, defaults, plan, fr, fed, f"table {t!r}"): t
+        futures = {pool.submit(_feed_client, client, defaults, plan, fr, fed, f"table {t}"): t
                    for t, fr in jobs}
         for fut, table in futures.items():
             try:
                 fut.result()
             except DumpLoadError as exc:
-                errors.append(f"table {table!r}: {exc.message}")
+                errors.append(f"table {table}: {exc.message}")
     return errors
 
 
