@@ -133,7 +133,7 @@ TABLE_SECTION = (
 )
 
 
-@pytest.mark.parametrize("chunk", [7, 64, 100_000])
+@pytest.mark.parametrize("chunk", [1, 7, 64, 333, 100_000])
 def test_data_splitter_cuts_rows_at_statements_in_any_read_size(chunk: int) -> None:
     pieces: list[list] = [["header", None, b""]]
 

@@ -160,6 +160,8 @@ class DataSplitter:
         self._phase: str | None = None   # None (not a table), "end" or the current kind
         self._name: str | None = None
         self._insert = self._enable = self._lock = b""
+        self._hold = 0                   # bytes kept back: a marker may straddle two reads
+        self._undecided = 0              # where the bytes kept for the next read begin
         self._raw = 0                    # bytes in the current data frame
 
     def section(self, kind: str, name: str | None) -> None:
@@ -171,58 +173,79 @@ class DataSplitter:
             self._insert = b"\nINSERT INTO `" + q + b"` VALUES"
             self._enable = b"\n/*!40000 ALTER TABLE `" + q + b"` ENABLE KEYS */;"
             self._lock = b"\nLOCK TABLES `" + q + b"` WRITE;"
+            self._hold = max(len(self._insert), len(self._enable), len(self._lock))
 
     def write(self, chunk: bytes) -> None:
         if self._phase in (None, "end"):
             self._on_bytes(chunk)
             return
-        data = self._pending + chunk if self._pending else chunk
+        data = self._join(chunk)
+        self._undecided = len(data)
         pos = self._cuts(data)
-        keep = max(pos, len(data) - max(len(self._insert), len(self._enable), len(self._lock)))
-        self._emit(data[pos:keep])
+        keep = max(pos, self._undecided)
+        self._emit(memoryview(data)[pos:keep])
         self._pending = data[keep:]
 
     def close(self) -> None:
         self._flush()
 
+    def _join(self, chunk: bytes) -> bytes:
+        """The kept-back bytes and `chunk`, copied together only if a marker starts in the
+        former: a copy of every MB read would cost more than the scans (views elsewhere)."""
+        kept, self._pending = self._pending, b""
+        if not kept:
+            return chunk
+        if len(chunk) < self._hold:
+            return kept + chunk  # too short to rule out a marker: cheap to copy anyway
+        junction = kept + chunk[:self._hold]
+        if any(0 <= junction.find(m) < len(kept) for m in (self._insert, self._enable,
+                                                             self._lock)):
+            return kept + chunk
+        self._emit(kept)
+        return chunk
+
     def _cuts(self, data: bytes) -> int:
         """Cut at every marker found in `data`; return where the unsent bytes begin."""
         pos = 0
-        end = data.find(self._enable) if self._phase == "table_data" else -1
-        while self._phase in ("table", "table_lock", "table_data"):
+        while self._phase in ("table", "table_lock"):  # the DDL: a few KB at most
             i = data.find(self._insert, pos)
-            if self._phase == "table":
-                lock = data.find(self._lock, pos)
-                if lock >= 0 and (i < 0 or lock < i):
-                    pos = self._cut(data, pos, lock + 1, "table_lock")
-                    continue
+            lock = data.find(self._lock, pos) if self._phase == "table" else -1
+            if lock >= 0 and (i < 0 or lock < i):
+                pos = self._cut(data, pos, lock + 1, "table_lock")
+            elif i < 0:
+                self._undecided = len(data) - self._hold
+                return pos
+            else:
+                pos = self._cut(data, pos, i + 1, "table_data")
+        search = pos
+        end = data.find(self._enable, pos)
+        while self._phase == "table_data":
+            i = data.find(self._insert, search)
             if end >= 0 and (i < 0 or end < i):
                 return self._cut(data, pos, end + 1, "table_end")
             if i < 0:
+                self._undecided = len(data) - self._hold
                 return pos
-            if self._phase != "table_data" or self._raw + i + 1 - pos >= self._frame_bytes:
+            search = i + 1
+            if self._raw + i + 1 - pos >= self._frame_bytes:
                 pos = self._cut(data, pos, i + 1, "table_data")
-                if end < 0:
-                    end = data.find(self._enable, pos)
-            else:
-                self._emit(data[pos:i + 1])
-                pos = i + 1
         return pos
 
     def _cut(self, data: bytes, start: int, at: int, kind: str) -> int:
-        self._emit(data[start:at])
+        view = memoryview(data)
+        self._emit(view[start:at])
         self._on_section(kind, self._name)
         self._phase = "end" if kind == "table_end" else kind
         self._raw = 0
         if kind == "table_end":
-            self._emit(data[at:])
+            self._emit(view[at:])
             return len(data)
         return at
 
-    def _emit(self, data: bytes) -> None:
-        if data:
+    def _emit(self, data: bytes | memoryview) -> None:
+        if len(data):
             self._raw += len(data)
-            self._on_bytes(data)
+            self._on_bytes(data)  # type: ignore[arg-type]  # any buffer will do
 
     def _flush(self) -> None:
         if self._pending:

@@ -203,8 +203,7 @@ def _phases(groups: list[list[str]],
     last: Jobs = []
     pieces: list[Frame] = []
     for group in groups:
-        split = [t for t in group
-                 if sum(f.kind == "table_data" for f in by_table[t]) > 1]
+        split = [t for t in group if _is_split(by_table[t])]
         if not split:
             rows.append((", ".join(group), [f for t in group for f in by_table[t]]))
             continue
@@ -217,6 +216,12 @@ def _phases(groups: list[list[str]],
     # Biggest first: the pool then packs the small jobs into the gaps.
     rows.sort(key=lambda job: -sum(f.raw_length for f in job[1]))
     return first, rows, [(w, fr) for w, fr in last if fr]
+
+
+def _is_split(frames: list[Frame]) -> bool:
+    """Rows in several frames, and a table_end frame to hold the triggers apart from them."""
+    kinds = [f.kind for f in frames]
+    return kinds.count("table_data") > 1 and "table_end" in kinds
 
 
 def _tail_frames(frames: list[Frame], plan: RestorePlan) -> list[Frame]:
