@@ -147,8 +147,7 @@ def table_digest(server: Server, database: str, table: str,
 
     Rows are sorted by their encoded form, so tables without keys compare as multisets.
     """
-    conn = server.connect(database, binary_prefix=False)
-    conn.encoding = "utf8"  # irrelevant: we fetch columns as binary below
+    conn = server.connect(database)
     try:
         with conn.cursor() as cur:
             cur.execute("SET time_zone='+00:00'")
