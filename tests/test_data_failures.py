@@ -9,7 +9,7 @@ import subprocess
 import threading
 import time
 
-from tests.support import TestEnv, dumpload_command, table_digest
+from tests.support import TestEnv, dumpload_command, table_digest, wait_for
 
 ROWS = 300_000
 
@@ -28,15 +28,6 @@ def _work_tables(env: TestEnv) -> list[tuple]:
                    f"'{env.database}' AND TABLE_NAME LIKE '\\_dl\\_%'")
 
 
-def _wait_for(predicate, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
-
-
 def _loading(env: TestEnv) -> list[tuple]:
     return env.target.sql(None, "SELECT ID FROM information_schema.PROCESSLIST WHERE "
                           f"DB = '{env.database}' AND INFO LIKE 'LOAD DATA%'")
@@ -48,7 +39,7 @@ def test_kill_9_mid_copy_keeps_old_rows_and_next_run_completes(env: TestEnv) -> 
                              "--yes", "--no-backup"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
-        _wait_for(lambda: bool(_loading(env)))
+        wait_for(lambda: bool(_loading(env)))
         time.sleep(0.3)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
@@ -68,7 +59,7 @@ def test_killed_load_connection_is_retried(env: TestEnv) -> None:
     killed: list[int] = []
 
     def killer() -> None:
-        _wait_for(lambda: bool(_loading(env)))
+        wait_for(lambda: bool(_loading(env)))
         for (conn_id,) in _loading(env)[:1]:
             env.target.sql(None, f"KILL {conn_id}")
             killed.append(conn_id)

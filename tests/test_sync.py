@@ -8,12 +8,11 @@ import resource
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT, TestEnv, dumpload_command, schema_digest
+from tests.support import ROOT, TestEnv, dumpload_command, schema_digest, wait_for
 
 SCHEMA = [
     "CREATE TABLE countries (id INT PRIMARY KEY, code CHAR(2) NOT NULL, name VARCHAR(60))",
@@ -151,15 +150,6 @@ def run_in_background(env: TestEnv, *args: str, **kwargs) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"},
                             **kwargs)
-
-
-def wait_for(predicate, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not reached in time")
 
 
 def test_sigkill_during_data_then_rerun_completes(env: TestEnv) -> None:
