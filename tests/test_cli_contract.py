@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import time
 
 import pytest
 
-from tests.support import TestEnv, schema_digest
+from tests.support import TestEnv, dumpload_command, schema_digest
 
 
 def small_drift(env: TestEnv, same_structure: bool = False) -> None:
@@ -65,3 +67,29 @@ def test_unknown_environment_is_a_config_error(env: TestEnv) -> None:
 def test_rollback_without_runs_is_a_usage_error(env: TestEnv) -> None:
     result = env.run("rollback", "--yes")
     assert result.exit_code == 2 and "no sync run" in result.stderr
+
+
+def test_a_connection_lost_mid_command_is_exit_4_with_a_hint(env: TestEnv) -> None:
+    env.src("CREATE TABLE big (id INT PRIMARY KEY, pad VARCHAR(200))",
+            "INSERT INTO big SELECT seq, REPEAT('x', 200) FROM seq_1_to_600000")
+    env.dst("CREATE TABLE big (id INT PRIMARY KEY, pad VARCHAR(200))")
+    env.write_config(threads=1)
+    proc = subprocess.Popen([dumpload_command(), "--config", str(env.config_path), "verify",
+                             "--tables", "big"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        killed = False
+        deadline = time.monotonic() + 30
+        while not killed and time.monotonic() < deadline and proc.poll() is None:
+            for row in env.source.sql(None, "SELECT ID, INFO FROM information_schema.PROCESSLIST"
+                                      f" WHERE DB = '{env.database}' AND INFO LIKE '%big%'"):
+                env.source.sql(None, f"KILL {row[0]}")
+                killed = True
+            time.sleep(0.01)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert killed, "the checksum query was never seen"
+    assert proc.returncode in (4, 6), out + err
+    assert "Traceback" not in err and "hint:" in err
+

@@ -15,11 +15,13 @@ import traceback
 from typing import Any
 
 import click
+import pymysql
 from rich.console import Console
 
 from dumpload import __version__
 from dumpload.config import Config, load_config, resolve_config_path
-from dumpload.errors import EXIT_INTERRUPTED, DumpLoadError, UsageError
+from dumpload.db import is_transient
+from dumpload.errors import EXIT_INTERRUPTED, ConnectError, DumpLoadError, UsageError
 from dumpload.logs import RunLog, record_error, start_run
 from dumpload.tools import redact_argv
 
@@ -116,6 +118,15 @@ class DumpLoadGroup(click.Group):
         except DumpLoadError as exc:
             _report(ctx, exc, str(exc), exc.exit_code)
             ctx.exit(exc.exit_code)
+        except pymysql.err.OperationalError as exc:
+            # A connection lost in the middle of a catalog query: as clear as a failed connect.
+            if not is_transient(exc):
+                raise
+            error = ConnectError(f"lost the connection to a server: {exc.args[-1]}",
+                                 hint="check that both servers are up, then run the command "
+                                 "again (`sync` resumes where it stopped)")
+            _report(ctx, error, str(error), error.exit_code)
+            ctx.exit(error.exit_code)
         except KeyboardInterrupt:
             _report(ctx, None, "interrupted", EXIT_INTERRUPTED)
             ctx.exit(EXIT_INTERRUPTED)
