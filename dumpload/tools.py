@@ -13,6 +13,7 @@ Short commands run through `sh`. Byte streams (dumps, table copies) run through
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import re
@@ -189,6 +190,13 @@ def run(argv: Sequence[str], *, stdin: bytes | str | None = None, timeout: float
 def _tail(stderr: bytes | str) -> str:
     text = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else stderr
     return text.strip()[-STDERR_KEEP:]
+
+
+def widen_pipe(fd: int, size: int = 1 << 20) -> None:
+    """Ask for a pipe buffer of `size` bytes (Linux; default 64 KiB): a relay then moves
+    1 MiB per system call instead of 64 KiB. Where refused, the pipe keeps its size."""
+    with contextlib.suppress(OSError, AttributeError):
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, size)
 
 
 class Process:

@@ -118,6 +118,46 @@ def test_corpus_round_trips_byte_for_byte(env: TestEnv) -> None:
     assert set(corpus["seconds"]) >= {"extract_load", "index_build", "swap", "verify"}
 
 
+NULL_WORDS = """CREATE TABLE words (
+  id INT NOT NULL PRIMARY KEY,
+  s VARCHAR(20) NOT NULL, n VARCHAR(20) NULL, c4 CHAR(4) NULL, c3 CHAR(3) NULL,
+  l1 VARCHAR(10) CHARACTER SET latin1 NULL, b BLOB NULL, vb VARBINARY(8) NOT NULL,
+  e ENUM('NULL', 'x') NULL, st SET('null', 'y') NULL, j JSON NULL, i INT NULL,
+  d DATETIME NULL, u2 VARCHAR(8) CHARACTER SET ucs2 NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
+
+
+def test_strings_that_print_as_the_word_null_stay_strings(env: TestEnv) -> None:
+    # The copy's client prints an SQL NULL as the word NULL: rows holding the string
+    # 'NULL' take a separate, prefixed path. Mixed with ordinary rows, over many chunks.
+    _both(env, NULL_WORDS)
+    env.src("INSERT INTO words SELECT seq, CONCAT('s', seq), IF(seq % 3, NULL, 'n'), NULL, "
+            "NULL, NULL, NULL, 'v', NULL, NULL, NULL, IF(seq % 2, NULL, seq), NULL, NULL "
+            "FROM seq_1_to_30000",
+            "UPDATE words SET s = 'NULL' WHERE id = 5",
+            "UPDATE words SET n = 'NULL', c4 = 'NULL', c3 = 'NUL' WHERE id = 9000",
+            "UPDATE words SET l1 = 'NULL', b = 'NULL', vb = 'NULL' WHERE id = 25000",
+            "UPDATE words SET n = '~NULL', c4 = '~', b = '~' WHERE id = 25001",
+            "UPDATE words SET n = 'null', e = 'NULL', st = 'null' WHERE id = 29999",
+            "UPDATE words SET n = 'NULL ', j = '\"NULL\"', u2 = 'NULL' WHERE id = 30000",
+            "ANALYZE TABLE words")
+    env.dst("INSERT INTO words (id, s, vb) VALUES (1, 'old', 'old')")
+    env.write_config(threads=3)
+    result = env.run("data", "--yes", "--no-backup", "--threads", "3")
+    assert result.exit_code == 0, result.output
+    src, dst = _digests(env, "words")
+    assert src == dst
+    assert env.dst("SELECT COUNT(*) FROM words WHERE n IS NULL") == env.src(
+        "SELECT COUNT(*) FROM words WHERE n IS NULL")
+    # Every chunk holds such a row but the middle one: it went in one load, the others in two.
+    log = next((env.folder / "logs").glob("replicator_*.log")).read_text()
+    loads = [log.count(f"spawn load of words chunk {i}:") for i in range(3)]
+    assert loads == [2, 1, 2], loads
+    assert env.dst("SELECT s, n, c4, b FROM words WHERE id IN (5, 9000, 25001) ORDER BY id") == [
+        ("NULL", None, None, None), ("s9000", "NULL", "NULL", None),
+        ("s25001", "~NULL", "~", b"~")]
+
+
 def test_chunks_of_a_large_table_and_string_keys(env: TestEnv) -> None:
     _both(env, "CREATE TABLE big (id BIGINT PRIMARY KEY, v VARCHAR(40), KEY ix_v (v))",
           "CREATE TABLE skey (a VARCHAR(20) COLLATE utf8mb4_general_ci NOT NULL, "

@@ -5,9 +5,18 @@ from __future__ import annotations
 from dumpload.catalog import fk_groups
 from dumpload.data.chunks import Chunk, integer_bounds, ranges_from_bounds
 from dumpload.data.copy import striped
-from dumpload.data.encode import checksum_sql, load_spec, select_expr
+from dumpload.data.encode import (
+    CLIENT,
+    census_sql,
+    checksum_sql,
+    client_parts,
+    load_spec,
+    load_sql,
+    prints_null_word,
+    select_expr,
+)
 from dumpload.data.shadow import split_create
-from dumpload.data.stream import _find_marker
+from dumpload.data.stream import _find_marker, _hold_back
 from dumpload.data.tables import Column, work_name
 from dumpload.data.verify import combine
 
@@ -96,6 +105,44 @@ def test_select_expressions() -> None:
     assert select_expr(col("g", "geometry", False)) == "HEX(`g`)"
 
 
+def test_client_format_leaves_escaping_to_the_client() -> None:
+    assert select_expr(col("s", "varchar"), fmt=CLIENT) == "`s`"
+    assert select_expr(col("n", "int"), fmt=CLIENT) == "`n`"
+    assert select_expr(col("f", "float"), fmt=CLIENT) == "CAST(`f` AS DOUBLE)"
+    assert select_expr(col("u", "varchar", True, "ucs2"), fmt=CLIENT) == "HEX(`u`)"
+    assert select_expr(col("s", "varchar"), fmt=CLIENT, prefixed=True) == "CONCAT(_binary'~', `s`)"
+    # The bare word NULL is an SQL NULL only with ENCLOSED BY set (to a byte never sent).
+    sql = load_sql("t", load_spec([col("a", "int")], fmt=CLIENT))
+    assert "OPTIONALLY ENCLOSED BY '\\0' ESCAPED BY" in sql
+    assert "ENCLOSED" not in load_sql("t", load_spec([col("a", "int")]))
+
+
+def test_which_columns_may_print_the_word_null() -> None:
+    def typed(dtype: str, ctype: str) -> Column:
+        return Column("c", dtype, ctype, "utf8mb4", None, True, False, False)
+    assert prints_null_word(typed("varchar", "varchar(4)"))
+    assert prints_null_word(typed("text", "text"))
+    assert prints_null_word(typed("enum", "enum('NULL','x')"))
+    assert not prints_null_word(typed("char", "char(3)"))
+    assert not prints_null_word(typed("enum", "enum('a','b')"))
+    assert not prints_null_word(typed("int", "int(11)"))
+    assert not prints_null_word(col("s", "varchar"), "mysql")  # sent as hex
+
+
+def test_rows_holding_the_word_null_go_apart_prefixed() -> None:
+    cols = [col("id", "int", False), col("s", "varchar"), col("b", "bit")]
+    assert len(client_parts("t", cols, "`id` < 9")) == 1
+    plain, odd = client_parts("t", cols, "`id` < 9", null_words=True)
+    assert plain.select.endswith("WHERE (`id` < 9) AND NOT ((LENGTH(`s`) <=> 4 AND "
+                                 "`s` <=> _binary'NULL'))")
+    assert "CONCAT(_binary'~', `s`)" in odd.select and odd.select.endswith("'NULL'))")
+    assert odd.spec.sets == "SET `s` = SUBSTRING(@dl_v1, 2), `b` = CAST(@dl_v2 AS UNSIGNED)"
+    assert plain.spec.targets == "(`id`, `s`, @dl_v2)"
+    census = census_sql("t", cols, "`id` < 9", "crc")
+    assert census is not None and "CRC32C(@dl_row)" in census and "SUM((LENGTH(`s`)" in census
+    assert census_sql("t", [col("id", "int")], "", "") is None  # nothing to ask
+
+
 def test_load_spec_uses_variables_only_where_needed() -> None:
     spec = load_spec([col("a", "int"), col("b", "bit"), col("g", "point")])
     assert spec.targets == "(`a`, @dl_v1, @dl_v2)"
@@ -121,6 +168,14 @@ def test_marker_found_only_on_its_own_line() -> None:
     assert _find_marker(b"a\tb\n__end__\n", marker) == 4
     assert _find_marker(b"x__end__\n", marker) == -1
     assert _find_marker(b"a\n__en", marker) == -1
+
+
+def test_only_a_possible_marker_start_is_held_back() -> None:
+    marker = b"__end__\n"
+    assert _hold_back(b"a\tb\nc", marker) == (b"a\tb\nc", b"")
+    assert _hold_back(b"a\tb\n__en", marker) == (b"a\tb\n", b"__en")
+    assert _hold_back(b"a\n", marker) == (b"a\n", b"")
+    assert _hold_back(b"__e", marker) == (b"", b"__e")
 
 
 def test_checksum_kinds() -> None:

@@ -216,6 +216,7 @@ class _Run:
         self.kind = ""                      # checksum kind; "" = do not verify
         self.loaders: dict[int, Loader] = {}  # running loads by target connection id
         self.checks: dict[str, TableCheck] = {}
+        self.source_sums: dict[tuple[str, int], Sums] = {}  # (table, chunk index) → sums
         self.plans = {p.table: p for p in plans}
         self.results = {p.table: TableResult(p.table, chunks=len(p.chunks)) for p in plans}
         self.remaining = {p.table: len(p.chunks) for p in plans}
@@ -286,7 +287,7 @@ def copy_tables(config: Config, source_env: DatabaseConfig, target_env: Database
         try:
             for plan in plans:
                 run.shadows[plan.table] = shadow.create_shadow(dst, plan.table)
-            _copy_all(config, tools, src, run, min(threads, len(run.queue.queue) or 1))
+            _copy_all(tools, src, run, min(threads, len(run.queue.queue) or 1))
             _swap_groups(config, target_env, dst, run)
         finally:
             leftover = [s for t, s in run.shadows.items() if run.results[t].status != "swapped"]
@@ -330,14 +331,14 @@ def _tools(stack: ExitStack, src: Session, dst: Session) -> _Tools:
 
 
 Feed = Callable[[Callable[[bytes], None]], int]   # streams one chunk's bytes into a sink
-SourceSums = Callable[[chunking.Chunk], Sums]     # a chunk's (rows, hash sum) at the source
+Load = tuple[Feed, encode.LoadSpec]               # one stream and the LOAD DATA that reads it
 
 
-def _copy_all(config: Config, tools: _Tools, src: Session, run: _Run, workers: int) -> None:
+def _copy_all(tools: _Tools, src: Session, run: _Run, workers: int) -> None:
     readers = open_snapshot(src, tools.source_binary, tools.source_defaults, list(run.plans),
-                            workers)
+                            workers, raw=False)
     try:
-        run_workers(run, [_copy_job(config, tools, run, r) for r in readers])
+        run_workers(run, [_copy_job(tools, run, r) for r in readers])
     finally:
         for r in readers:
             r.close()
@@ -347,26 +348,32 @@ def _copy_all(config: Config, tools: _Tools, src: Session, run: _Run, workers: i
                 run.fail(table, run.fatal)
 
 
-def _copy_job(config: Config, tools: _Tools, run: _Run, reader: SourceReader) -> Job:
-    def source_sums(chunk: chunking.Chunk) -> Sums:
-        # Inside this reader's snapshot: exactly the rows that were copied.
-        info = run.plans[chunk.table].info
-        assert info is not None
-        out = bytearray()
-        reader.stream(encode.checksum_sql(chunk.table, info.columns, chunk.where, run.kind),
-                      out.extend)
-        rows, total = out.decode().split("\t")
-        return int(rows), int(total)
-
-    def job(chunk: chunking.Chunk) -> SourceSums:
+def _copy_job(tools: _Tools, run: _Run, reader: SourceReader) -> Job:
+    def job(chunk: chunking.Chunk) -> Sums | None:
         info = run.plans[chunk.table].info
         assert info is not None
         flavor = tools.source_flavor
-        select = encode.select_sql(chunk.table, info.copied_columns, chunk.where, flavor)
-        spec = encode.load_spec(info.copied_columns, flavor)
-        load_chunk(config, tools, run, chunk, lambda sink: reader.stream(select, sink), spec)
-        return source_sums
+        # First, in this reader's snapshot (so exactly the rows that are then copied): the
+        # count, the checksum for the verification and whether a string reads as NULL.
+        census = encode.census_sql(chunk.table, info.columns, chunk.where, run.kind, flavor)
+        rows, total, null_words = (None, 0, 0) if census is None else _ints(reader, census)
+        parts = encode.client_parts(chunk.table, info.copied_columns, chunk.where, flavor,
+                                    null_words=null_words > 0)
+        loads: list[Load] = [(lambda sink, sql=p.select: reader.stream(sql, sink), p.spec)
+                             for p in parts]
+        loaded = load_chunk(run.settings, tools, run, chunk, loads)
+        if rows is not None and loaded != rows:
+            raise LoadFailed(f"{chunk.table} chunk {chunk.index} ({chunk.describe()}): the "
+                             f"source has {rows} rows but {loaded} were loaded",
+                             retryable=False)
+        return (rows, total) if run.kind and rows is not None else None
     return job
+
+
+def _ints(reader: SourceReader, sql: str) -> list[int]:
+    out = bytearray()
+    reader.stream(sql, out.extend)
+    return [int(x) for x in out.decode().split("\t")]
 
 
 def run_workers(run: _Run, jobs: list[Job]) -> None:
@@ -420,14 +427,16 @@ def _watch_loads(run: _Run, done: threading.Event) -> None:
 
 
 def open_snapshot(src: Session, binary: Binary, defaults: Path, tables: list[str],
-                  workers: int) -> list[SourceReader]:
-    """All workers' snapshots opened while writes to the tables are held by a READ lock."""
+                  workers: int, *, raw: bool = True) -> list[SourceReader]:
+    """All workers' snapshots opened while writes to the tables are held by a READ lock.
+
+    `raw`: readers for the SERVER text format (see `encode`), else for CLIENT."""
     locked = _lock_source(src, tables)
     readers: list[SourceReader] = []
     try:
         for i in range(workers):
             reader = SourceReader(binary, defaults, src.env.database,
-                                  f"source reader {i + 1} ({src.env.name})")
+                                  f"source reader {i + 1} ({src.env.name})", raw=raw)
             readers.append(reader)
             reader.begin()
     except BaseException:
@@ -450,7 +459,7 @@ def _lock_source(src: Session, tables: list[str]) -> bool:
         return False
 
 
-Job = Callable[[chunking.Chunk], SourceSums | None]
+Job = Callable[[chunking.Chunk], Sums | None]   # copies a chunk; its source sums if known
 
 
 def _worker(run: _Run, job: Job) -> None:
@@ -462,8 +471,8 @@ def _worker(run: _Run, job: Job) -> None:
         if run.failed(chunk.table):
             continue
         try:
-            source_sums = job(chunk)
-            _chunk_done(run, chunk, source_sums)
+            sums = job(chunk)
+            _chunk_done(run, chunk, sums)
         except SourceGone as exc:
             run.fatal = exc
             run.fail(chunk.table, exc)
@@ -476,35 +485,42 @@ def _worker(run: _Run, job: Job) -> None:
             run.fail(chunk.table, exc)
 
 
-def load_chunk(config: Config, tools: _Tools, run: _Run, chunk: chunking.Chunk, feed: Feed,
-               spec: encode.LoadSpec) -> None:
-    """Load one chunk into its shadow; a failed load is cleared and retried."""
-    load = encode.load_sql(run.shadows[chunk.table].shadow, spec)
+def load_chunk(settings: Settings, tools: _Tools, run: _Run, chunk: chunking.Chunk,
+               loads: Sequence[Load]) -> int:
+    """Load one chunk into its shadow (one LOAD DATA per stream); returns the rows loaded.
+
+    A failed load clears the chunk's range in the shadow and the whole chunk is retried.
+    """
     with run.lock:
         run.started.setdefault(chunk.table, time.monotonic())
-    attempts = max(1, config.settings.retry_attempts)
+    attempts = max(1, settings.retry_attempts)
     for attempt in range(1, attempts + 1):
         try:
-            rows, size = _stream_chunk(tools, run, chunk, feed, load)
+            counts = [_stream_chunk(tools, run, chunk, feed,
+                                    encode.load_sql(run.shadows[chunk.table].shadow, spec))
+                      for feed, spec in loads]
         except LoadFailed as exc:
             if not exc.retryable or attempt == attempts:
                 raise
             log.warning("%s chunk %d (%s): %s; retrying (attempt %d of %d)", chunk.table,
                         chunk.index, chunk.describe(), exc, attempt + 1, attempts)
-            _clear_chunk(config, run, chunk)
+            _clear_chunk(settings, run, chunk)
             with run.lock:
                 run.results[chunk.table].retries += 1
             time.sleep(min(2 ** attempt * 0.25, 4))
             continue
+        rows, size = sum(c[0] for c in counts), sum(c[1] for c in counts)
         with run.lock:
             result = run.results[chunk.table]
             result.rows += rows
             result.bytes += size
-        return
+        return rows
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def _stream_chunk(tools: _Tools, run: _Run, chunk: chunking.Chunk, feed: Feed,
                   load: str) -> tuple[int, int]:
+    """(rows, bytes) of one stream loaded by one target client."""
     loader = Loader(tools.target_binary, tools.target_defaults, tools.target_db, load,
                     f"load of {chunk.table} chunk {chunk.index}")
     with run.lock:
@@ -533,17 +549,20 @@ def _stream_chunk(tools: _Tools, run: _Run, chunk: chunking.Chunk, feed: Feed,
     return counted[0], size
 
 
-def _clear_chunk(config: Config, run: _Run, chunk: chunking.Chunk) -> None:
+def _clear_chunk(settings: Settings, run: _Run, chunk: chunking.Chunk) -> None:
     """Remove whatever a failed attempt may have committed for this range."""
     table = run.shadows[chunk.table].shadow
-    with contextlib.closing(connect(run.target_env, config.settings)) as s:
+    with contextlib.closing(connect(run.target_env, settings)) as s:
         where = f" WHERE {chunk.where}" if chunk.where else ""
         s.execute(f"DELETE FROM {quote(table)}{where}")
 
 
-def _chunk_done(run: _Run, chunk: chunking.Chunk, source_sums: SourceSums | None) -> None:
-    """After a table's last chunk: build its indexes and, meanwhile, verify the shadow."""
+def _chunk_done(run: _Run, chunk: chunking.Chunk, sums: Sums | None) -> None:
+    """Keep the chunk's source sums; after a table's last chunk, build its indexes and,
+    meanwhile, verify the shadow against those sums."""
     with run.lock:
+        if sums is not None:
+            run.source_sums[(chunk.table, chunk.index)] = sums
         run.remaining[chunk.table] -= 1
         last = run.remaining[chunk.table] == 0
     if not last or run.failed(chunk.table):
@@ -555,11 +574,12 @@ def _chunk_done(run: _Run, chunk: chunking.Chunk, source_sums: SourceSums | None
     builder = threading.Thread(target=_build_indexes, args=(run, table, index_error),
                                name=f"dumpload-index-{table}", daemon=True)
     builder.start()
-    if source_sums is not None and run.kind:
+    if run.kind:
         started = time.monotonic()
-        check = _verify_shadow(run, table, source_sums)
-        result.phases["verify"] = round(time.monotonic() - started, 3)
-        run.checks[table] = check
+        try:
+            run.checks[table] = _verify_shadow(run, table)
+        finally:
+            result.phases["verify"] = round(time.monotonic() - started, 3)
     builder.join()
     if index_error:
         raise index_error[0]
@@ -586,29 +606,23 @@ def _build_indexes(run: _Run, table: str, errors: list[BaseException]) -> None:
     run.results[table].phases["index_build"] = round(time.monotonic() - started, 3)
 
 
-def _verify_shadow(run: _Run, table: str, source_sums: SourceSums) -> TableCheck:
-    """Per-range sums of the shadow (target side, in a thread) against the source's."""
+def _verify_shadow(run: _Run, table: str) -> TableCheck:
+    """Per-range sums of the shadow against the source's, taken before each chunk's load."""
     info = run.plans[table].info
     assert info is not None
     ranges = run.plans[table].chunks
-    target: list[Sums] = []
-
-    def target_side() -> None:
-        with contextlib.closing(connect(run.target_env, run.settings)) as s:
-            target.extend(table_checksum(s, info, c.where, run.kind, run.shadows[table].shadow)
-                          for c in ranges)
-
-    side = threading.Thread(target=target_side, name=f"dumpload-verify-{table}", daemon=True)
-    side.start()
-    source = [source_sums(c) for c in ranges]
-    side.join()
-    if len(target) != len(source):
-        raise DataError(f"{table}: the checksum of the loaded rows could not be computed")
-    check = TableCheck(table, source_rows=sum(x[0] for x in source),
+    source = [run.source_sums.get((table, c.index)) for c in ranges]
+    if any(s is None for s in source):
+        raise DataError(f"{table}: the source checksum of a chunk is missing")
+    with contextlib.closing(connect(run.target_env, run.settings)) as s:
+        target = [table_checksum(s, info, c.where, run.kind, run.shadows[table].shadow)
+                  for c in ranges]
+    known = [x for x in source if x is not None]
+    check = TableCheck(table, source_rows=sum(x[0] for x in known),
                        target_rows=sum(x[0] for x in target),
-                       source_checksum=combine(source), target_checksum=combine(target))
+                       source_checksum=combine(known), target_checksum=combine(target))
     check.mismatches = [RangeMismatch(c.describe(), a, b)
-                        for c, a, b in zip(ranges, source, target, strict=True) if a != b]
+                        for c, a, b in zip(ranges, known, target, strict=True) if a != b]
     return check
 
 

@@ -361,14 +361,12 @@ def _import_plan(dst: Any, entry: dict[str, Any]) -> copying.TablePlan:
 
 def _import_job(config: Config, tools: copying._Tools, run: copying._Run, folder: Path,
                 entries: dict[str, dict[str, Any]]) -> copying.Job:
-    def manifest_sums(chunk: chunking.Chunk) -> tuple[int, int]:
-        rows, total = entries[chunk.table]["frames"][chunk.index]["sums"]
-        return int(rows), int(total)
-
-    def job(chunk: chunking.Chunk) -> copying.SourceSums:
+    def job(chunk: chunking.Chunk) -> tuple[int, int]:
         entry = entries[chunk.table]
+        frame = entry["frames"][chunk.index]
         spec = encode.LoadSpec(entry["load"]["targets"], entry["load"]["sets"])
-        feed = _frame_feed(folder / entry["file"], entry["frames"][chunk.index])
-        copying.load_chunk(config, tools, run, chunk, feed, spec)
-        return manifest_sums
+        copying.load_chunk(config.settings, tools, run, chunk,
+                           [(_frame_feed(folder / entry["file"], frame), spec)])
+        rows, total = frame["sums"]
+        return int(rows), int(total)
     return job

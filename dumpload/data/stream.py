@@ -1,10 +1,11 @@
 """Byte streams between the servers' own clients; Python relays, counts, never decodes rows.
 
-A `SourceReader` is one long-lived source client (`mariadb --batch --raw --quick
---unbuffered`) fed SQL on stdin: it opens one snapshot transaction and then runs one
-SELECT per chunk inside it. After each SELECT it runs `SELECT '<token>'`; the relay stops
-at that line (and drops it), so one process serves many chunks from one snapshot, and a
-chunk can be re-read from the same snapshot when its load failed.
+A `SourceReader` is one long-lived source client (`mariadb --batch --quick --unbuffered`,
+plus `--raw` for the SERVER text format, see `encode`) fed SQL on stdin: it opens one
+snapshot transaction and then runs one SELECT per chunk inside it. After each SELECT it
+runs `SELECT '<token>'`; the relay stops at that line (and drops it), so one process
+serves many chunks from one snapshot, and a chunk can be re-read from the same snapshot
+when its load failed.
 
 A `Loader` is one target client per chunk running `LOAD DATA LOCAL INFILE '/dev/stdin'`
 and then printing `ROW_COUNT()` and the warning count. LOCAL turns errors into warnings,
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import IO
 
 from dumpload.errors import DataError, ToolError
-from dumpload.tools import Binary, Process, base_argv
+from dumpload.tools import Binary, Process, base_argv, widen_pipe
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +64,16 @@ def client_argv(binary: Binary, defaults: Path, database: str, *extra: str) -> l
 class SourceReader:
     """One source client process holding one snapshot; `stream()` relays a SELECT's rows."""
 
-    def __init__(self, binary: Binary, defaults: Path, database: str, what: str) -> None:
-        argv = client_argv(binary, defaults, database, "--raw", "--quick", "--unbuffered")
+    def __init__(self, binary: Binary, defaults: Path, database: str, what: str, *,
+                 raw: bool = True) -> None:
+        # raw: the SELECTs escape the values themselves (encode.SERVER); else the client
+        # escapes them (encode.CLIENT), and must print binary strings as they are.
+        mode = ["--raw"] if raw else ["--loose-skip-binary-as-hex"]
+        argv = client_argv(binary, defaults, database, *mode, "--quick", "--unbuffered")
         self.proc = Process(argv, what=what, stdin=subprocess.PIPE)
         self.token = f"__dumpload_end_{uuid.uuid4().hex}__".encode()
         self._fd = self.proc.stdout.fileno()
+        widen_pipe(self._fd)
 
     def _send(self, sql: str) -> None:
         try:
@@ -103,9 +109,13 @@ class SourceReader:
             block = os.read(self._fd, BLOCK)
             if not block:
                 raise self._gone()
-            pending += block
-            end = _find_marker(pending, marker)
-            out = pending[:end] if end >= 0 else pending[:-len(marker)]
+            if pending:
+                block = pending + block
+            end = _find_marker(block, marker)
+            if end >= 0:
+                out, pending = block[:end], b""
+            else:
+                out, pending = _hold_back(block, marker)
             if out and failure is None:
                 try:
                     sink(out)
@@ -114,7 +124,6 @@ class SourceReader:
             total += len(out)
             if end >= 0:
                 break
-            pending = pending[len(out):]
         if failure is not None:
             raise failure
         return total
@@ -126,6 +135,18 @@ class SourceReader:
         except (OSError, subprocess.TimeoutExpired):
             pass
         self.proc.close()
+
+
+def _hold_back(buffer: bytes, marker: bytes) -> tuple[bytes, bytes]:
+    """(what can be passed on, the start of a marker line cut at the end of `buffer`).
+
+    A marker line starts a line, so only what follows the last newline can be one; most
+    buffers go on whole, without a copy.
+    """
+    start = buffer.rfind(b"\n") + 1
+    if len(buffer) - start < len(marker) and marker.startswith(buffer[start:]):
+        return buffer[:start], buffer[start:]
+    return buffer, b""
 
 
 def _find_marker(buffer: bytes, marker: bytes) -> int:
@@ -152,6 +173,7 @@ class Loader:
                            "-e", script)
         self.proc = Process(argv, what=what, stdin=subprocess.PIPE)
         self.what = what
+        widen_pipe(self.proc.stdin.fileno())
         first = self.proc.stdout.readline()
         if not first.strip().isdigit():
             self.proc.kill()
