@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import logging
 import os
 import re
@@ -84,8 +85,9 @@ def find_binary(kind: str, flavor: str = "mariadb") -> Binary:
                     "or mysql-client)")
 
 
+@functools.lru_cache(maxsize=16)
 def binary_version(path: str) -> str:
-    """The first line of `<tool> --version`."""
+    """The first line of `<tool> --version` (asked once per path and process)."""
     try:
         out = sh.Command(path)("--version", _err_to_out=True, _timeout=20)
     except (sh.ErrorReturnCode, sh.TimeoutException, OSError) as exc:

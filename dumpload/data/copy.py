@@ -8,10 +8,12 @@ Steps per run (tables of one source database into one target database):
    while every worker's client opens `START TRANSACTION WITH CONSISTENT SNAPSHOT`, then
    unlocks. Every chunk of every table is read inside one of those snapshots, so parent
    and child tables copied together are consistent.
-4. Workers take chunks (key ranges) from one queue: source client → Python relay →
-   target `LOAD DATA`. A failed load is retried from the same snapshot after deleting the
-   chunk's range in the shadow. When a table's last chunk is in, that worker builds the
-   deferred indexes.
+4. Workers take chunks (key ranges) from one queue. Per chunk, in the worker's snapshot:
+   first its census (count, checksum, strings that print as NULL: `encode.census_sql`),
+   then source client → Python relay → target `LOAD DATA`. A failed load is retried from
+   the same snapshot after deleting the chunk's range in the shadow. When a table's last
+   chunk is in, its deferred indexes are built while the shadow's per-range checksums are
+   compared with the census.
 5. Per group of tables linked by foreign keys: FK rows checked, then one atomic RENAME.
    A failed table fails its group; the group's shadows are dropped, old data stays.
 
@@ -614,9 +616,13 @@ def _verify_shadow(run: _Run, table: str) -> TableCheck:
     source = [run.source_sums.get((table, c.index)) for c in ranges]
     if any(s is None for s in source):
         raise DataError(f"{table}: the source checksum of a chunk is missing")
+    # Last loaded first: those pages are still in the target's buffer pool, while the
+    # index build, which scans from the lowest key, reads back the older ones. Scanning
+    # the same way would make both compete for the same evicted pages (measured on a
+    # table larger than the pool: the index build took 4.3-5.1 s instead of 3.7-3.9 s).
     with contextlib.closing(connect(run.target_env, run.settings)) as s:
         target = [table_checksum(s, info, c.where, run.kind, run.shadows[table].shadow)
-                  for c in ranges]
+                  for c in reversed(ranges)][::-1]
     known = [x for x in source if x is not None]
     check = TableCheck(table, source_rows=sum(x[0] for x in known),
                        target_rows=sum(x[0] for x in target),
