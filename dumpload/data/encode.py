@@ -84,14 +84,12 @@ def select_expr(col: Column, flavor: str = "mariadb", fmt: str = SERVER, *,
     column that may print the word NULL is sent with a `~` in front (`client_parts`).
     """
     q = quote(col.name)
-    kind = _kind(col, flavor)
-    if fmt == CLIENT:
-        if prefixed and prints_null_word(col, flavor):
-            return f"CONCAT(_binary'~', {q})"
-        return {"hex": f"HEX({q})", "bit": f"{q} + 0", "float": f"CAST({q} AS DOUBLE)",
-                "string": q, "plain": q}[kind]
+    if fmt == CLIENT and prefixed and prints_null_word(col, flavor):
+        return f"CONCAT(_binary'~', {q})"
     value = {"hex": f"HEX({q})", "bit": f"{q} + 0", "float": f"CAST({q} AS DOUBLE)",
-             "string": _escaped(q), "plain": q}[kind]
+             "string": q if fmt == CLIENT else _escaped(q), "plain": q}[_kind(col, flavor)]
+    if fmt == CLIENT:
+        return value  # the client escapes it, and prints NULL as the word NULL
     return f"IFNULL({value}, {_NULL})" if col.nullable else value
 
 
