@@ -367,7 +367,8 @@ def _copy_job(tools: _Tools, run: _Run, reader: SourceReader) -> Job:
         if rows is not None and loaded != rows:
             raise LoadFailed(f"{chunk.table} chunk {chunk.index} ({chunk.describe()}): the "
                              f"source has {rows} rows but {loaded} were loaded",
-                             retryable=False)
+                             retryable=False, hint="the old rows are kept; run again, and if "
+                             "it repeats, report it with the run log")
         return (rows, total) if run.kind and rows is not None else None
     return job
 
@@ -613,9 +614,10 @@ def _verify_shadow(run: _Run, table: str) -> TableCheck:
     info = run.plans[table].info
     assert info is not None
     ranges = run.plans[table].chunks
-    source = [run.source_sums.get((table, c.index)) for c in ranges]
-    if any(s is None for s in source):
-        raise DataError(f"{table}: the source checksum of a chunk is missing")
+    try:
+        source = [run.source_sums[(table, c.index)] for c in ranges]
+    except KeyError:
+        raise DataError(f"{table}: the source checksum of a chunk is missing") from None
     # Last loaded first: those pages are still in the target's buffer pool, while the
     # index build, which scans from the lowest key, reads back the older ones. Scanning
     # the same way would make both compete for the same evicted pages (measured on a
@@ -623,12 +625,11 @@ def _verify_shadow(run: _Run, table: str) -> TableCheck:
     with contextlib.closing(connect(run.target_env, run.settings)) as s:
         target = [table_checksum(s, info, c.where, run.kind, run.shadows[table].shadow)
                   for c in reversed(ranges)][::-1]
-    known = [x for x in source if x is not None]
-    check = TableCheck(table, source_rows=sum(x[0] for x in known),
+    check = TableCheck(table, source_rows=sum(x[0] for x in source),
                        target_rows=sum(x[0] for x in target),
-                       source_checksum=combine(known), target_checksum=combine(target))
+                       source_checksum=combine(source), target_checksum=combine(target))
     check.mismatches = [RangeMismatch(c.describe(), a, b)
-                        for c, a, b in zip(ranges, known, target, strict=True) if a != b]
+                        for c, a, b in zip(ranges, source, target, strict=True) if a != b]
     return check
 
 

@@ -100,38 +100,27 @@ def _chunk_key(session: Session, table: str, columns: list[Column]) -> tuple[str
 
 
 def fks_out(session: Session, table: str) -> list[ForeignKey]:
-    rows = session.query(
-        "SELECT CONSTRAINT_NAME, COLUMN_NAME, REFERENCED_TABLE_SCHEMA, REFERENCED_TABLE_NAME, "
-        "REFERENCED_COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE "
-        "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s "
-        "AND REFERENCED_TABLE_NAME IS NOT NULL ORDER BY CONSTRAINT_NAME, ORDINAL_POSITION",
-        (table,))
-    return _group_fks(table, rows)
-
-
-def _group_fks(table: str, rows: list[tuple]) -> list[ForeignKey]:
-    grouped: dict[str, list[tuple]] = {}
-    for row in rows:
-        grouped.setdefault(row[0], []).append(row)
-    return [ForeignKey(name, table, tuple(r[1] for r in parts), parts[0][2], parts[0][3],
-                       tuple(r[4] for r in parts)) for name, parts in grouped.items()]
+    """Foreign keys of `table` (to any table)."""
+    return _fks(session, "TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s "
+                "AND REFERENCED_TABLE_NAME IS NOT NULL", table)
 
 
 def fks_into(session: Session, table: str) -> list[ForeignKey]:
     """Foreign keys of other tables (or the table itself) that reference `table`."""
+    return _fks(session, "REFERENCED_TABLE_SCHEMA = DATABASE() AND REFERENCED_TABLE_NAME = %s "
+                "AND TABLE_SCHEMA = DATABASE()", table)
+
+
+def _fks(session: Session, condition: str, table: str) -> list[ForeignKey]:
     rows = session.query(
-        "SELECT CONSTRAINT_NAME, COLUMN_NAME, REFERENCED_TABLE_SCHEMA, REFERENCED_TABLE_NAME, "
-        "REFERENCED_COLUMN_NAME, TABLE_NAME FROM information_schema.KEY_COLUMN_USAGE "
-        "WHERE REFERENCED_TABLE_SCHEMA = DATABASE() AND REFERENCED_TABLE_NAME = %s "
-        "AND TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME, CONSTRAINT_NAME, ORDINAL_POSITION",
-        (table,))
-    out: list[ForeignKey] = []
-    by_child: dict[str, list[tuple]] = {}
+        "SELECT TABLE_NAME, CONSTRAINT_NAME, COLUMN_NAME, REFERENCED_TABLE_SCHEMA, "
+        "REFERENCED_TABLE_NAME, REFERENCED_COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE "
+        f"WHERE {condition} ORDER BY TABLE_NAME, CONSTRAINT_NAME, ORDINAL_POSITION", (table,))
+    grouped: dict[tuple[str, str], list[tuple]] = {}
     for row in rows:
-        by_child.setdefault(row[5], []).append(row[:5])
-    for child, parts in by_child.items():
-        out += _group_fks(child, parts)
-    return out
+        grouped.setdefault((row[0], row[1]), []).append(row)
+    return [ForeignKey(name, child, tuple(r[2] for r in parts), parts[0][3], parts[0][4],
+                       tuple(r[5] for r in parts)) for (child, name), parts in grouped.items()]
 
 
 def inspect_table(session: Session, table: str) -> TableInfo:
