@@ -95,7 +95,7 @@ class Partitioning:
         if self.method.startswith("RANGE"):
             bound = part.values or "MAXVALUE"
             text += (" VALUES LESS THAN MAXVALUE" if bound.upper() == "MAXVALUE"
-                     else f" VALUES LESS THAN ({bound})")
+                     and "COLUMNS" not in self.method else f" VALUES LESS THAN ({bound})")
         elif self.method.startswith("LIST"):
             text += " DEFAULT" if part.values == "DEFAULT" else f" VALUES IN ({part.values})"
         if part.comment:
@@ -129,7 +129,8 @@ def _norm_expr(expr: str) -> str:
 # --- parsing helpers -------------------------------------------------------------------------
 
 def split_items(text: str) -> list[str]:
-    """Top-level comma-separated items, quotes and parentheses respected; spaces dropped."""
+    """Top-level comma-separated items, quotes and parentheses respected; spaces outside
+    quotes dropped."""
     items, buf, depth, quote_char, i = [], [], 0, "", 0
     while i < len(text):
         ch = text[i]
@@ -326,10 +327,23 @@ def check_clause(model: Partitioning, create_sql: str) -> tuple[str, ...]:
     mine, theirs = normalize_clause(model.clause()), normalize_clause(shown)
     if _same_clause(mine, theirs, model):
         return ()
-    mine_parts = set(split_items(mine))
-    extra = [p for p in split_items(theirs) if p not in mine_parts]
-    detail = extra[0] if extra else theirs
-    return (f"not supported: {' '.join(detail.split())[:200]}",)
+    mine_parts = {normalize_clause(p) for p in _pieces(model.clause())}
+    extra = [p for p in _pieces(_strip_comments(shown)) if normalize_clause(p) not in mine_parts]
+    detail = " ".join((extra[0] if extra else shown).split())
+    detail = re.sub(r"\s*(STORAGE\s+)?ENGINE\s*=\s*\w+", "", detail, flags=re.I)
+    return (f"not supported: {detail[:200]}",)
+
+
+def _pieces(clause: str) -> list[str]:
+    """The head and each partition definition of a clause (for naming what differs)."""
+    out = []
+    for piece in re.split(r"[(,]\s*(?=(?:SUB)?PARTITION\s)", clause, flags=re.I):
+        piece = piece.strip()
+        while piece.endswith(")") and piece.count(")") > piece.count("("):
+            piece = piece[:-1].rstrip()   # the list's closing parenthesis
+        if piece:
+            out.append(piece)
+    return out
 
 
 def _same_clause(mine: str, theirs: str, model: Partitioning) -> bool:
