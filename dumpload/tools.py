@@ -131,8 +131,9 @@ class ClientDefaults:
     running at once: each child opens `/dev/fd/N` afresh (memfd), or gets its own pipe.
     """
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, secrets: Sequence[str] = ()) -> None:
         self._text = text.encode("utf-8")
+        self._secrets = [s for s in secrets if s]
         self._lock = threading.Lock()
         memfd = _memfd(self._text)
         self._pipes = memfd is None
@@ -142,6 +143,12 @@ class ClientDefaults:
     @property
     def option(self) -> str:
         return f"--defaults-extra-file=/dev/fd/{self.fd}"
+
+    def child_env(self) -> dict[str, str]:
+        """This process's environment less any variable holding the password (a
+        `password_env` source) and MYSQL_PWD: a child's /proc/PID/environ shows none."""
+        return {k: v for k, v in os.environ.items()
+                if k != "MYSQL_PWD" and not any(s in v for s in self._secrets)}
 
     @contextmanager
     def passed(self) -> Iterator[tuple[int, ...]]:
@@ -200,7 +207,7 @@ def defaults_file(db: DatabaseConfig, binary: Binary) -> Iterator[ClientDefaults
 
     Pass `defaults.option` as the first argument (`base_argv`) and `defaults=` to `Process`.
     """
-    defaults = ClientDefaults(_defaults_text(db, binary))
+    defaults = ClientDefaults(_defaults_text(db, binary), [db.password or ""])
     try:
         yield defaults
     finally:
@@ -333,7 +340,8 @@ class Process:
         with defaults.passed() if defaults else contextlib.nullcontext(()) as fds:
             self.popen = subprocess.Popen(self.argv, stdin=stdin, stdout=stdout,
                                           stderr=self._stderr, start_new_session=False,
-                                          pass_fds=fds)
+                                          pass_fds=fds,
+                                          env=defaults.child_env() if defaults else None)
 
     @property
     def stdout(self) -> IO[bytes]:
