@@ -170,17 +170,19 @@ def _restore(config: Config, plan: RestorePlan, progress: ProgressFn | None) -> 
     # parent while another client loads its child ends in a lock wait.
     with session(plan.env, config.settings) as s:
         groups = fk_groups(plan.tables, foreign_key_edges(s))
+        wire = tools.wire_args(plan.env, client, s.server)
     first, rows, last = _phases(groups, by_table)
     tail = _tail_frames(frames, plan)
     with tools.defaults_file(plan.env, client) as defaults:
         for jobs in (first, rows, last):
             jobs = [(what, header + fr + footer) for what, fr in jobs]
-            errors = _run_parallel(client, defaults, plan, jobs, fed, threads)
+            errors = _run_parallel(client, (defaults, wire), plan, jobs, fed, threads)
             if errors:
                 raise BackupError(f"restore of {plan.backup.id} into {plan.env.name!r} failed: "
                                   + "; ".join(errors))
         if tail:
-            _feed_client(client, defaults, plan, header + tail + footer, fed, "views/routines")
+            _feed_client(client, (defaults, wire), plan, header + tail + footer, fed,
+                         "views/routines")
 
 
 Jobs = list[tuple[str, list[Frame]]]
@@ -231,7 +233,10 @@ def _tail_frames(frames: list[Frame], plan: RestorePlan) -> list[Frame]:
             or (f.kind in ("routines", "events") and plan.routines)]
 
 
-def _run_parallel(client: tools.Binary, defaults: Path, plan: RestorePlan,
+Access = tuple[Path, Sequence[str]]   # the defaults file, the wire compression options
+
+
+def _run_parallel(client: tools.Binary, defaults: Access, plan: RestorePlan,
                   jobs: Jobs, fed: _Counter, threads: int) -> list[str]:
     errors: list[str] = []
     with ThreadPoolExecutor(max(1, threads), thread_name_prefix="restore") as pool:
@@ -260,16 +265,17 @@ class _Counter:
                 self._progress(self.total)
 
 
-def client_argv(client: tools.Binary, defaults: Path, database: str) -> list[str]:
+def client_argv(client: tools.Binary, defaults: Path, database: str,
+                wire: Sequence[str] = ()) -> list[str]:
     # --binary-mode: take the dump's bytes as they are (no '\r\n' rewriting, no client
     # commands but DELIMITER); the dump comes from a server, not from a person.
-    return tools.base_argv(client, defaults) + [
+    return tools.base_argv(client, defaults) + [*wire,
         "--binary-mode", "--batch", "--max-allowed-packet=1G", f"--database={database}"]
 
 
-def _feed_client(client: tools.Binary, defaults: Path, plan: RestorePlan, frames: list[Frame],
+def _feed_client(client: tools.Binary, access: Access, plan: RestorePlan, frames: list[Frame],
                  fed: _Counter, what: str) -> None:
-    argv = client_argv(client, defaults, plan.env.database)
+    argv = client_argv(client, access[0], plan.env.database, access[1])
     with tools.Process(argv, what=f"{client.name} restoring {what}", stdin=subprocess.PIPE,
                        stdout=subprocess.DEVNULL) as proc, plan.backup.path.open("rb") as fh:
         try:
