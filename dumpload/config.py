@@ -39,6 +39,7 @@ _SETTINGS_TYPES: dict[str, type | tuple[type, ...]] = {
     "backup_dir": str, "log_dir": str, "backup_retention_days": int, "max_backups": int,
     "batch_size": int, "threads": int, "log_level": str, "connection_timeout": int,
     "retry_attempts": int, "compression_level": int,
+    "keep_daily": int, "keep_weekly": int, "keep_monthly": int,
 }
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -97,6 +98,9 @@ class Settings:
     connection_timeout: int = 30
     retry_attempts: int = 3
     compression_level: int = 3
+    keep_daily: int = 0      # grandfather-father-son retention of full backups; 0 = off
+    keep_weekly: int = 0
+    keep_monthly: int = 0
 
 
 @dataclass(frozen=True)
@@ -348,8 +352,9 @@ def _parse_settings(path: Path, base: Path, raw: dict[str, Any]) -> Settings:
     for key in ("threads", "batch_size", "connection_timeout", "retry_attempts", "max_backups"):
         if key in raw and raw[key] < 1:
             raise ConfigError(f"{path}: 'settings.{key}' must be at least 1, got {raw[key]}")
-    if raw.get("backup_retention_days", 0) < 0:
-        raise ConfigError(f"{path}: 'settings.backup_retention_days' must not be negative")
+    for key in ("backup_retention_days", "keep_daily", "keep_weekly", "keep_monthly"):
+        if raw.get(key, 0) < 0:
+            raise ConfigError(f"{path}: 'settings.{key}' must not be negative, got {raw[key]}")
     if "compression_level" in raw and not 1 <= raw["compression_level"] <= 19:
         raise ConfigError(f"{path}: 'settings.compression_level' must be between 1 and 19")
     level = raw.get("log_level", "INFO").upper()
