@@ -64,3 +64,13 @@ def test_compress_on_applies_to_copy_export_and_import(env: TestEnv) -> None:
     assert [c for c in clients if c.startswith("load of")]
     assert [c for c in clients if c.startswith("source reader")]
     assert all("--compress" in c for c in clients if c.startswith(("load of", "source reader")))
+
+
+def test_doctor_says_what_the_wire_will_carry(env: TestEnv) -> None:
+    configure(env, "auto", "on")
+    result = env.run("doctor", "--env", "production")
+    assert result.exit_code == 0, result.output
+    assert "wire compression" in result.output and "--compress" in result.output
+    configure(env, "off", "auto")
+    result = env.run("doctor", "--env", "production")
+    assert "uncompressed" in result.output and "--compress" not in result.output
