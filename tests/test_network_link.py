@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -119,6 +120,14 @@ def spawned(env: TestEnv) -> list[str]:
         "replicator_*.log")) for line in log.read_text().splitlines() if " spawn " in line]
 
 
+def shaped_bytes(link: Link) -> int:
+    """Bytes the HTB class towards the target server has passed so far."""
+    out = subprocess.run(["ip", "netns", "exec", link.netns, "tc", "-s", "class", "show",
+                          "dev", "lo", "classid", "1:10"], capture_output=True, text=True,
+                         check=True).stdout
+    return int(re.search(r"Sent (\d+) bytes", out).group(1))  # type: ignore[union-attr]
+
+
 def global_status(server: Server, name: str) -> int:
     return int(server.sql(None, f"SHOW GLOBAL STATUS LIKE '{name}'")[0][1])
 
@@ -126,8 +135,10 @@ def global_status(server: Server, name: str) -> int:
 def test_copy_through_the_link_is_exact_and_compressed(link: Link, link_env: TestEnv) -> None:
     fill(link_env, link.servers.source, 1)
     link_env.target.sql(link_env.database, *DDL, "INSERT INTO docs (id, kind) VALUES (1, 'x')")
+    shaped = shaped_bytes(link)
     result = run_inside(link, link_env, "data", "--yes", "--json", "--no-backup")
     assert result.returncode == 0, result.stderr
+    shaped = shaped_bytes(link) - shaped
     report = json.loads(result.stdout)
     docs = next(t for t in report["tables"] if t["table"] == "docs")
     assert schema_digest(link.servers.source, link_env.database) == \
@@ -137,6 +148,8 @@ def test_copy_through_the_link_is_exact_and_compressed(link: Link, link_env: Tes
     assert 0 < docs["target_wire_bytes"] < docs["bytes"] / 3, docs
     assert docs["compression_ratio"] > 3
     assert docs["source_wire_bytes"] > 0.9 * docs["bytes"], docs
+    # ... and all of it went through the shaped class (TCP/IP headers on top).
+    assert shaped >= sum(t["target_wire_bytes"] for t in report["tables"])
     loads = [c for c in spawned(link_env) if c.startswith("load of")]
     readers = [c for c in spawned(link_env) if c.startswith("source reader")]
     assert loads and all("--compress" in c for c in loads)
