@@ -177,13 +177,13 @@ def _restore(config: Config, plan: RestorePlan, progress: ProgressFn | None) -> 
     with tools.defaults_file(plan.env, client) as defaults:
         for jobs in (first, rows, last):
             jobs = [(what, header + fr + footer) for what, fr in jobs]
-            errors = _run_parallel(client, (defaults, wire), plan, jobs, fed, threads)
+            errors = _run_parallel(client, defaults, plan, jobs, fed, threads, wire)
             if errors:
                 raise BackupError(f"restore of {plan.backup.id} into {plan.env.name!r} failed: "
                                   + "; ".join(errors))
         if tail:
-            _feed_client(client, (defaults, wire), plan, header + tail + footer, fed,
-                         "views/routines")
+            _feed_client(client, defaults, plan, header + tail + footer, fed,
+                         "views/routines", wire)
 
 
 Jobs = list[tuple[str, list[Frame]]]
@@ -234,15 +234,13 @@ def _tail_frames(frames: list[Frame], plan: RestorePlan) -> list[Frame]:
             or (f.kind in ("routines", "events") and plan.routines)]
 
 
-Access = tuple[Path, Sequence[str]]   # the defaults file, the wire compression options
-
-
-def _run_parallel(client: tools.Binary, defaults: Access, plan: RestorePlan,
-                  jobs: Jobs, fed: _Counter, threads: int) -> list[str]:
+def _run_parallel(client: tools.Binary, defaults: tools.ClientDefaults, plan: RestorePlan,
+                  jobs: Jobs, fed: _Counter, threads: int,
+                  wire: Sequence[str] = ()) -> list[str]:
     errors: list[str] = []
     with ThreadPoolExecutor(max(1, threads), thread_name_prefix="restore") as pool:
-        futures = {pool.submit(_feed_client, client, defaults, plan, fr, fed, f"table {t}"): t
-                   for t, fr in jobs}
+        futures = {pool.submit(_feed_client, client, defaults, plan, fr, fed, f"table {t}",
+                               wire): t for t, fr in jobs}
         for fut, table in futures.items():
             try:
                 fut.result()
@@ -266,7 +264,7 @@ class _Counter:
                 self._progress(self.total)
 
 
-def client_argv(client: tools.Binary, defaults: Path, database: str,
+def client_argv(client: tools.Binary, defaults: tools.ClientDefaults, database: str,
                 wire: Sequence[str] = ()) -> list[str]:
     # --binary-mode: take the dump's bytes as they are (no '\r\n' rewriting, no client
     # commands but DELIMITER); the dump comes from a server, not from a person.
@@ -274,11 +272,12 @@ def client_argv(client: tools.Binary, defaults: Path, database: str,
         "--binary-mode", "--batch", "--max-allowed-packet=1G", f"--database={database}"]
 
 
-def _feed_client(client: tools.Binary, access: Access, plan: RestorePlan, frames: list[Frame],
-                 fed: _Counter, what: str) -> None:
-    argv = client_argv(client, access[0], plan.env.database, access[1])
+def _feed_client(client: tools.Binary, defaults: tools.ClientDefaults, plan: RestorePlan,
+                 frames: list[Frame], fed: _Counter, what: str, wire: Sequence[str] = ()) -> None:
+    argv = client_argv(client, defaults, plan.env.database, wire)
     with tools.Process(argv, what=f"{client.name} restoring {what}", stdin=subprocess.PIPE,
-                       stdout=subprocess.DEVNULL) as proc, plan.backup.path.open("rb") as fh:
+                       stdout=subprocess.DEVNULL, defaults=defaults) as proc, \
+            plan.backup.path.open("rb") as fh:
         try:
             for frame in frames:
                 _copy_frame(fh, frame, proc.stdin, fed)
