@@ -214,3 +214,12 @@ def test_rebuild_fallback_keeps_the_partitioning_the_table_has_at_that_point() -
     # The ADD PARTITION step runs after the ALTER: the rebuilt table must still have two.
     assert create.endswith("PARTITION BY HASH (`id`)\nPARTITIONS 2")
     assert "`w` int" in create
+
+
+def test_default_named_partitions_listed_by_the_server_are_supported() -> None:
+    create = ("CREATE TABLE `h` (\n  `id` int(11)\n) ENGINE=InnoDB\n PARTITION BY HASH (`id`)\n"
+              "(PARTITION `p0` ENGINE = InnoDB,\n PARTITION `p1` ENGINE = InnoDB)")
+    model, unsupported = partitioning_from_rows(rows("HASH", "`id`", [("p0", None),
+                                                                       ("p1", None)]), create)
+    assert unsupported == () and model is not None
+    assert model.clause() == "PARTITION BY HASH (`id`)\nPARTITIONS 2"
