@@ -103,6 +103,15 @@ def dump_flavor_args(binary: Binary) -> list[str]:
     return ["--set-gtid-purged=OFF"]
 
 
+def binlog_position_args(binary: Binary) -> list[str]:
+    """Options that write the snapshot's binlog coordinates as comments in the dump."""
+    if binary.is_mariadb:
+        return ["--master-data=2", "--gtid"]
+    match = re.match(r"(\d+)\.(\d+)\.(\d+)", binary.short_version)
+    version = tuple(int(x) for x in match.groups()) if match else (0, 0, 0)
+    return ["--source-data=2" if version >= (8, 0, 26) else "--master-data=2"]
+
+
 @contextmanager
 def defaults_file(db: DatabaseConfig, binary: Binary) -> Iterator[Path]:
     """A private `[client]` option file with `db`'s credentials, deleted on exit.

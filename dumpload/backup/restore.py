@@ -31,6 +31,7 @@ from dumpload import tools
 from dumpload.backup.create import create_backup
 from dumpload.backup.files import KIND_PRE_RESTORE, BackupInfo, Frame, find_backup, load_info
 from dumpload.backup.frames import TABLE_KINDS
+from dumpload.backup.inprogress import in_progress, settle_interrupted
 from dumpload.backup.verify import verify_backup
 from dumpload.catalog import fk_groups, foreign_key_edges
 from dumpload.config import Config, DatabaseConfig
@@ -128,28 +129,37 @@ def restore_backup(config: Config, backup_id_or_path: str | Path | BackupInfo,
     for a caller that has just run `verify_backup` itself.
     """
     t0 = time.monotonic()
+    settle_interrupted(config.settings.log_dir)
     info = resolve_backup(config, backup_id_or_path, env)
     if verify:
         verify_backup(info)
     plan = plan_restore(config, info, env, tables)
-    pre = None
-    if pre_backup and plan.overwrite:
-        pre = create_backup(config, env, plan.overwrite, label="pre-restore", run_id=run_id,
-                            kind=KIND_PRE_RESTORE)
-        log.info("pre-restore backup of %s: %s", env.name, pre.id)
     event = {"event": "restore", "id": info.id, "env": env.name, "run_id": run_id,
-             "tables": plan.tables + plan.views, "pre_backup": pre.id if pre else None}
-    try:
-        _restore(config, plan, progress)
-        rows = check_rows(config, plan)
-    except DumpLoadError as exc:
-        record_backup(config.settings.log_dir, {**event, "status": "failed",
-                                                "error": " ".join(exc.message.split())})
-        if pre is not None and not exc.hint:
-            exc.hint = f"undo with: dumpload backup restore {pre.id} --env {env.name}"
-        raise
-    seconds = round(time.monotonic() - t0, 3)
-    record_backup(config.settings.log_dir, {**event, "status": "ok", "seconds": seconds})
+             "tables": plan.tables + plan.views}
+    with in_progress(config.settings.log_dir, event) as marker:
+        pre = None
+        if pre_backup and plan.overwrite:
+            marker.phase("pre-restore backup")
+            pre = create_backup(config, env, plan.overwrite, label="pre-restore",
+                                run_id=run_id, kind=KIND_PRE_RESTORE)
+            log.info("pre-restore backup of %s: %s", env.name, pre.id)
+        event["pre_backup"] = pre.id if pre else None
+        marker.phase("restore", pre_backup=event["pre_backup"])
+        try:
+            _restore(config, plan, progress)
+            rows = check_rows(config, plan)
+        except DumpLoadError as exc:
+            record_backup(config.settings.log_dir, {**event, "status": "failed",
+                                                    "error": " ".join(exc.message.split())})
+            if pre is not None and not exc.hint:
+                exc.hint = f"undo with: dumpload backup restore {pre.id} --env {env.name}"
+            raise
+        except KeyboardInterrupt:
+            record_backup(config.settings.log_dir, {**event, "status": "failed",
+                                                    "error": "interrupted"})
+            raise
+        seconds = round(time.monotonic() - t0, 3)
+        record_backup(config.settings.log_dir, {**event, "status": "ok", "seconds": seconds})
     record_metrics(config.settings.log_dir, {"step": "restore", "env": env.name, "id": info.id,
                                              "run_id": run_id, "seconds": seconds,
                                              "tables": len(plan.tables)})
