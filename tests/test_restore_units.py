@@ -6,7 +6,7 @@ import pytest
 
 from dumpload.backup import worktables
 
-SECTION = b"""--
+SECTION = (b"""--
 -- Table structure for table `c`
 --
 
@@ -40,11 +40,12 @@ INSERT INTO `c` VALUES
 UNLOCK TABLES;
 /*!50003 SET sql_mode              = 'STRICT_TRANS_TABLES' */ ;
 DELIMITER ;;
-/*!50003 CREATE*/ /*!50017 DEFINER=`root`@`127.0.0.1`*/ /*!50003 trigger tr1 before insert on c for each row begin set new.v = concat(new.v, ';*/'); end 
-*/;;
-/*!50003 CREATE*/ /*!50017 DEFINER=`a b`@`%`*/ /*!50003 TRIGGER `tr2` AFTER DELETE ON `c` FOR EACH ROW SET @x = 1 */;;
-DELIMITER ;
 """
+    b"/*!50003 CREATE*/ /*!50017 DEFINER=`root`@`127.0.0.1`*/ /*!50003 trigger tr1 before "
+    b"insert on c for each row begin set new.v = concat(new.v, ';*/'); end \n*/;;\n"
+    b"/*!50003 CREATE*/ /*!50017 DEFINER=`a b`@`%`*/ /*!50003 TRIGGER `tr2` AFTER DELETE ON "
+    b"`c` FOR EACH ROW SET @x = 1 */;;\nDELIMITER ;\n"
+)
 
 
 def test_extract_create_keeps_options_and_partitioning() -> None:
