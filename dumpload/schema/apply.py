@@ -45,6 +45,16 @@ def plan_structure(source_session: Session, target_session: Session,
     return diff(source, target, allow_unsafe=allow_unsafe, keep_definer=keep_definer)
 
 
+def ensure_supported(plan: Plan) -> None:
+    """Refuse (exit 5, nothing written) a plan with tables the model cannot represent."""
+    if plan.refused:
+        raise StructureError(
+            f"{len(plan.refused)} table clause(s) dumpload cannot model; nothing was "
+            "changed:\n" + "\n".join(f"  {r}" for r in plan.refused),
+            hint="change those tables by hand (or exclude them with exclude_tables), "
+            "then rerun")
+
+
 def apply_plan(session: Session, plan: Plan,
                on_statement: Callable[[str], None] | None = None) -> int:
     """Execute the plan's statements on the target; returns how many ran.
@@ -52,6 +62,7 @@ def apply_plan(session: Session, plan: Plan,
     Refuses (StructureError, nothing written) when the plan has unsafe changes and was not
     built with allow_unsafe. `on_statement(sql)` is called before each statement.
     """
+    ensure_supported(plan)
     if plan.unsafe and not plan.allow_unsafe:
         raise StructureError(
             f"{len(plan.unsafe)} unsafe change(s) in the plan for {session.env.name}; "

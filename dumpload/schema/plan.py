@@ -72,6 +72,9 @@ class Plan:
     allow_unsafe: bool = False
     keep_definer: bool = False
     warnings: tuple[str, ...] = field(default=())
+    # Tables with a clause the model cannot represent ("table: not supported: ..."): the
+    # plan is refused (exit 5) whatever the flags, never applied without the clause.
+    refused: tuple[str, ...] = ()
 
     @property
     def statements(self) -> tuple[str, ...]:
@@ -83,7 +86,7 @@ class Plan:
 
     @property
     def is_empty(self) -> bool:
-        return not self.differences and not self.steps
+        return not self.differences and not self.steps and not self.refused
 
     @property
     def tables(self) -> tuple[str, ...]:
@@ -101,4 +104,5 @@ class Plan:
             "created_tables": list(self.created_tables),
             "dropped_tables": list(self.dropped_tables),
             "warnings": list(self.warnings),
+            "refused": list(self.refused),
         }
