@@ -239,7 +239,7 @@ def _run(config: Config, env: DatabaseConfig, tables: Sequence[str] | None, atte
             with tools.defaults_file(env, binary) as defaults:
                 argv = dump_argv(binary, defaults, env, inventory, binlog)
                 counts = pool.submit(_count_rows, counter, inventory.tables)
-                frames, raw, sha, capture = _stream(argv, binary, env, attempt,
+                frames, raw, sha, capture = _stream(argv, defaults, binary, env, attempt,
                                                     settings.compression_level, progress)
             rows = _result(counts, env)
     finally:
@@ -279,9 +279,10 @@ def _inventory(s: Session, tables: Sequence[str] | None) -> Inventory:
                      [n for n in names if kinds[n] == "VIEW"], tables is None)
 
 
-def dump_argv(binary: tools.Binary, defaults: Path, env: DatabaseConfig,
+def dump_argv(binary: tools.Binary, defaults: tools.ClientDefaults, env: DatabaseConfig,
               inventory: Inventory, binlog: bool = False) -> list[str]:
-    """The dump tool's argv: consistent snapshot, exact bytes, section comments kept.
+    """The dump tool's argv: consistent snapshot, exact bytes, section comments kept; the
+    database and table names after `--`, so none is ever read as an option.
 
     A whole-database backup carries routines and events. With `binlog` (the server writes
     binary logs) the snapshot's binlog coordinates (and MariaDB's GTID position) are written
@@ -294,15 +295,14 @@ def dump_argv(binary: tools.Binary, defaults: Path, env: DatabaseConfig,
         "--comments", "--add-drop-table", "--tz-utc", "--max-allowed-packet=1G",
         "--routines" if whole else "--skip-routines", "--events" if whole else "--skip-events",
         *(tools.binlog_position_args(binary) if binlog else []),
-        *tools.dump_flavor_args(binary), env.database,
+        *tools.dump_flavor_args(binary),
     ]
-    if not inventory.whole_database:
-        argv += inventory.tables + inventory.views
-    return argv
+    names = [] if inventory.whole_database else inventory.tables + inventory.views
+    return argv + tools.dump_names(env.database, *names)
 
 
-def _stream(argv: list[str], binary: tools.Binary, env: DatabaseConfig, attempt: _Attempt,
-            level: int, progress: ProgressFn | None
+def _stream(argv: list[str], defaults: tools.ClientDefaults, binary: tools.Binary,
+            env: DatabaseConfig, attempt: _Attempt, level: int, progress: ProgressFn | None
             ) -> tuple[list[Frame], int, str, meta.MetaCapture]:
     """Run the dump into the partial file; return (frames, uncompressed bytes, sha256, the
     non-table sections' text)."""
@@ -311,7 +311,7 @@ def _stream(argv: list[str], binary: tools.Binary, env: DatabaseConfig, attempt:
     rows = DataSplitter(writer.write, writer.section)
     capture = meta.MetaCapture(rows.write, rows.section)
     splitter = SectionSplitter(capture.write, capture.section)
-    with tools.Process(argv, what=f"{binary.name} of {env.name}") as proc:
+    with tools.Process(argv, what=f"{binary.name} of {env.name}", defaults=defaults) as proc:
         with contextlib.suppress(OSError):
             fcntl.fcntl(proc.stdout.fileno(), _F_SETPIPE_SZ, READ_SIZE)
         # A buffered read of 1 MiB waits for a full chunk: the dump tool writes in small

@@ -324,7 +324,8 @@ def _load_rows(config: Config, backup: BackupInfo, env: DatabaseConfig,
                           "cause and run the restore again")
 
 
-def _run_job(config: Config, client: tools.Binary, defaults: Path, backup: BackupInfo,
+def _run_job(config: Config, client: tools.Binary, defaults: tools.ClientDefaults,
+             backup: BackupInfo,
              env: DatabaseConfig, header: list[Frame], footer: list[Frame], w: WorkTable,
              job: list[Frame], fed: _Counter) -> None:
     attempts = max(1, config.settings.retry_attempts)
@@ -339,13 +340,15 @@ def _run_job(config: Config, client: tools.Binary, defaults: Path, backup: Backu
             time.sleep(0.5 * attempt)
 
 
-def _feed_job(client: tools.Binary, defaults: Path, backup: BackupInfo, env: DatabaseConfig,
+def _feed_job(client: tools.Binary, defaults: tools.ClientDefaults, backup: BackupInfo,
+              env: DatabaseConfig,
               header: list[Frame], footer: list[Frame], w: WorkTable, job: list[Frame],
               fed: _Counter) -> None:
     argv = client_argv(client, defaults, env.database)
     renamer = worktables.InsertRenamer(w.table, w.work, inside=w.inside)
     with tools.Process(argv, what=f"{client.name} loading {w.work}", stdin=subprocess.PIPE,
-                       stdout=subprocess.DEVNULL) as proc, backup.path.open("rb") as fh:
+                       stdout=subprocess.DEVNULL, defaults=defaults) as proc, \
+            backup.path.open("rb") as fh:
         try:
             for frame in header:
                 _write(proc.stdin, fed, b"".join(_frame_chunks(fh, frame)))
@@ -396,7 +399,8 @@ class _Counter:
                 self._progress(self.total)
 
 
-def client_argv(client: tools.Binary, defaults: Path, database: str) -> list[str]:
+def client_argv(client: tools.Binary, defaults: tools.ClientDefaults,
+                database: str) -> list[str]:
     # --binary-mode: take the dump's bytes as they are (no '\r\n' rewriting, no client
     # commands but DELIMITER); the dump comes from a server, not from a person.
     return tools.base_argv(client, defaults) + [
@@ -449,7 +453,8 @@ def replay_routines(config: Config, backup: BackupInfo, env: DatabaseConfig,
     with tools.defaults_file(env, client) as defaults:
         argv = client_argv(client, defaults, env.database)
         with tools.Process(argv, what=f"{client.name} restoring routines and events",
-                           stdin=subprocess.PIPE, stdout=subprocess.DEVNULL) as proc:
+                           stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                           defaults=defaults) as proc:
             with contextlib.suppress(BrokenPipeError):
                 proc.stdin.write(text)
                 proc.stdin.close()
