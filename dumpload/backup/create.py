@@ -231,13 +231,14 @@ def _run(config: Config, env: DatabaseConfig, tables: Sequence[str] | None, atte
         objects = meta.count_objects(s) if inventory.whole_database else {}
     event["tables"] = inventory.tables + inventory.views
     binary = tools.find_binary("dump", server.flavor)
+    wire = tools.wire_args(env, binary, server)
     counter = connect(env, settings)
     try:
         counter.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         counter.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
         with ThreadPoolExecutor(1, thread_name_prefix="backup-count") as pool:
             with tools.defaults_file(env, binary) as defaults:
-                argv = dump_argv(binary, defaults, env, inventory, binlog)
+                argv = dump_argv(binary, defaults, env, inventory, wire, binlog)
                 counts = pool.submit(_count_rows, counter, inventory.tables)
                 frames, raw, sha, capture = _stream(argv, defaults, binary, env, attempt,
                                                     settings.compression_level, progress)
@@ -280,9 +281,11 @@ def _inventory(s: Session, tables: Sequence[str] | None) -> Inventory:
 
 
 def dump_argv(binary: tools.Binary, defaults: tools.ClientDefaults, env: DatabaseConfig,
-              inventory: Inventory, binlog: bool = False) -> list[str]:
+              inventory: Inventory, wire: Sequence[str] = (),
+              binlog: bool = False) -> list[str]:
     """The dump tool's argv: consistent snapshot, exact bytes, section comments kept; the
-    database and table names after `--`, so none is ever read as an option.
+    database and table names after `--`, so none is ever read as an option; `wire`:
+    protocol compression options (`tools.wire_args`).
 
     A whole-database backup carries routines and events. With `binlog` (the server writes
     binary logs) the snapshot's binlog coordinates (and MariaDB's GTID position) are written
@@ -290,7 +293,7 @@ def dump_argv(binary: tools.Binary, defaults: tools.ClientDefaults, env: Databas
     `--single-transaction` MariaDB takes them from the snapshot without a global lock.
     """
     whole = inventory.whole_database
-    argv = tools.base_argv(binary, defaults) + [
+    argv = tools.base_argv(binary, defaults) + [*wire,
         "--single-transaction", "--quick", "--hex-blob", "--triggers", "--no-tablespaces",
         "--comments", "--add-drop-table", "--tz-utc", "--max-allowed-packet=1G",
         "--routines" if whole else "--skip-routines", "--events" if whole else "--skip-events",

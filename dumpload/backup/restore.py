@@ -223,12 +223,14 @@ def load_work_tables(config: Config, backup: BackupInfo, env: DatabaseConfig,
     """
     works = {t: _prepare(backup, t) for t in tables}
     settings = config.settings
+    client = tools.find_binary("client", flavor)
     with session(env, settings) as s:
+        wire = tools.wire_args(env, client, s.server)
         s.execute("SET SESSION foreign_key_checks = 0")
         for w in works.values():
             s.execute(f"DROP TABLE IF EXISTS {quote(w.work)}")
             s.execute(w.definition.create_sql)
-    _load_rows(config, backup, env, list(works.values()), flavor, progress)
+    _load_rows(config, backup, env, list(works.values()), client, wire, progress)
     errors = _parallel(settings.threads, [(w.table, lambda w=w: _finish(config, env, w))
                                           for w in works.values()])
     if errors:
@@ -305,17 +307,18 @@ _RETRYABLE = ("ERROR 1213", "ERROR 1205")  # deadlock, lock wait timeout
 
 
 def _load_rows(config: Config, backup: BackupInfo, env: DatabaseConfig,
-               works: list[WorkTable], flavor: str, progress: ProgressFn | None) -> None:
+               works: list[WorkTable], client: tools.Binary, wire: Sequence[str],
+               progress: ProgressFn | None) -> None:
     frames = backup.frames
     header = [f for f in frames if f.kind == "header"]
     footer = [f for f in frames if f.kind == "footer"]
     jobs = [(w, job) for w in works for job in w.jobs]
     jobs.sort(key=lambda j: -sum(f.raw_length for f in j[1]))  # biggest first: better packing
-    client = tools.find_binary("client", flavor)
     fed = _Counter(progress)
     with tools.defaults_file(env, client) as defaults:
+        argv = client_argv(client, defaults, env.database, wire)
         calls = [(f"table {w.table}", lambda w=w, job=job: _run_job(
-            config, client, defaults, backup, env, header, footer, w, job, fed))
+            config, client, defaults, argv, backup, header, footer, w, job, fed))
             for w, job in jobs]
         errors = _parallel(config.settings.threads, calls)
     if errors:
@@ -325,13 +328,12 @@ def _load_rows(config: Config, backup: BackupInfo, env: DatabaseConfig,
 
 
 def _run_job(config: Config, client: tools.Binary, defaults: tools.ClientDefaults,
-             backup: BackupInfo,
-             env: DatabaseConfig, header: list[Frame], footer: list[Frame], w: WorkTable,
-             job: list[Frame], fed: _Counter) -> None:
+             argv: list[str], backup: BackupInfo, header: list[Frame], footer: list[Frame],
+             w: WorkTable, job: list[Frame], fed: _Counter) -> None:
     attempts = max(1, config.settings.retry_attempts)
     for attempt in range(1, attempts + 1):
         try:
-            _feed_job(client, defaults, backup, env, header, footer, w, job, fed)
+            _feed_job(client, defaults, argv, backup, header, footer, w, job, fed)
             return
         except ToolError as exc:
             if attempt == attempts or not any(code in exc.stderr for code in _RETRYABLE):
@@ -340,11 +342,9 @@ def _run_job(config: Config, client: tools.Binary, defaults: tools.ClientDefault
             time.sleep(0.5 * attempt)
 
 
-def _feed_job(client: tools.Binary, defaults: tools.ClientDefaults, backup: BackupInfo,
-              env: DatabaseConfig,
-              header: list[Frame], footer: list[Frame], w: WorkTable, job: list[Frame],
-              fed: _Counter) -> None:
-    argv = client_argv(client, defaults, env.database)
+def _feed_job(client: tools.Binary, defaults: tools.ClientDefaults, argv: list[str],
+              backup: BackupInfo, header: list[Frame], footer: list[Frame], w: WorkTable,
+              job: list[Frame], fed: _Counter) -> None:
     renamer = worktables.InsertRenamer(w.table, w.work, inside=w.inside)
     with tools.Process(argv, what=f"{client.name} loading {w.work}", stdin=subprocess.PIPE,
                        stdout=subprocess.DEVNULL, defaults=defaults) as proc, \
@@ -399,12 +399,12 @@ class _Counter:
                 self._progress(self.total)
 
 
-def client_argv(client: tools.Binary, defaults: tools.ClientDefaults,
-                database: str) -> list[str]:
+def client_argv(client: tools.Binary, defaults: tools.ClientDefaults, database: str,
+                wire: Sequence[str] = ()) -> list[str]:
     # --binary-mode: take the dump's bytes as they are (no '\r\n' rewriting, no client
     # commands but DELIMITER); the dump comes from a server, not from a person.
-    return tools.base_argv(client, defaults) + [
-        "--binary-mode", "--batch", "--max-allowed-packet=1G", f"--database={database}"]
+    return [*tools.base_argv(client, defaults), *wire, "--binary-mode", "--batch",
+            "--max-allowed-packet=1G", f"--database={database}"]
 
 
 # --- views, routines, events ---------------------------------------------------------------
@@ -450,8 +450,10 @@ def replay_routines(config: Config, backup: BackupInfo, env: DatabaseConfig,
                     if f.kind in ("routines", "events") else read_frame(backup.path, f)
                     for f in wanted)
     client = tools.find_binary("client", flavor)
+    with session(env, config.settings) as s:
+        wire = tools.wire_args(env, client, s.server)
     with tools.defaults_file(env, client) as defaults:
-        argv = client_argv(client, defaults, env.database)
+        argv = client_argv(client, defaults, env.database, wire)
         with tools.Process(argv, what=f"{client.name} restoring routines and events",
                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                            defaults=defaults) as proc:
