@@ -20,7 +20,7 @@ from dumpload.config import Config, DatabaseConfig
 from dumpload.db import Session, connect
 from dumpload.errors import DumpLoadError
 from dumpload.private import make_dirs, readable_by_others
-from dumpload.tools import find_binary
+from dumpload.tools import find_binary, wire_compression
 
 SOURCE_PRIVILEGES = ("SELECT", "SHOW VIEW", "TRIGGER", "LOCK TABLES")
 TARGET_PRIVILEGES = ("SELECT", "CREATE", "ALTER", "DROP", "INSERT", "DELETE", "INDEX",
@@ -71,6 +71,7 @@ def check_environment(config: Config, env: DatabaseConfig) -> list[Check]:
         if role == "target":
             checks.append(check_local_infile(session))
         checks += check_binaries(env.name, session.server.flavor)
+        checks.append(check_compression(session))
     return checks
 
 
@@ -134,6 +135,19 @@ def check_binaries(env: str, flavor: str) -> list[Check]:
         except DumpLoadError as exc:
             out.append(Check(env, f"{kind} tool", False, exc.message, exc.hint or ""))
     return out
+
+
+def check_compression(session: Session) -> Check:
+    """What the native clients will use on the wire to this server (`compress`)."""
+    env = session.env
+    try:
+        binary = find_binary("client", session.server.flavor)
+        choice = wire_compression(env, binary, session.server.version_string,
+                                  session.server.capabilities)
+    except DumpLoadError as exc:
+        return Check(env.name, "wire compression", False, exc.message, exc.hint or "")
+    args = f" {' '.join(choice.args)}" if choice.args else ""
+    return Check(env.name, "wire compression", True, f"{choice}{args}")
 
 
 def check_backup_dir(folder: Path) -> Check:

@@ -228,13 +228,14 @@ def _run(config: Config, env: DatabaseConfig, tables: Sequence[str] | None, atte
         inventory = _inventory(s, tables)
     event["tables"] = inventory.tables + inventory.views
     binary = tools.find_binary("dump", server.flavor)
+    wire = tools.wire_args(env, binary, server)
     counter = connect(env, settings)
     try:
         counter.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         counter.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
         with ThreadPoolExecutor(1, thread_name_prefix="backup-count") as pool:
             with tools.defaults_file(env, binary) as defaults:
-                argv = dump_argv(binary, defaults, env, inventory)
+                argv = dump_argv(binary, defaults, env, inventory, wire)
                 counts = pool.submit(_count_rows, counter, inventory.tables)
                 frames, raw, sha = _stream(argv, defaults, binary, env, attempt,
                                            settings.compression_level, progress)
@@ -274,10 +275,11 @@ def _inventory(s: Session, tables: Sequence[str] | None) -> Inventory:
 
 
 def dump_argv(binary: tools.Binary, defaults: tools.ClientDefaults, env: DatabaseConfig,
-              inventory: Inventory) -> list[str]:
+              inventory: Inventory, wire: Sequence[str] = ()) -> list[str]:
     """The dump tool's argv: consistent snapshot, exact bytes, section comments kept; the
-    database and table names after `--`, so none is ever read as an option."""
-    argv = tools.base_argv(binary, defaults) + [
+    database and table names after `--`, so none is ever read as an option; `wire`:
+    protocol compression options (`tools.wire_args`)."""
+    argv = tools.base_argv(binary, defaults) + [*wire,
         "--single-transaction", "--quick", "--hex-blob", "--triggers", "--no-tablespaces",
         "--comments", "--add-drop-table", "--tz-utc", "--max-allowed-packet=1G",
         "--routines" if inventory.whole_database else "--skip-routines",

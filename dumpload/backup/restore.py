@@ -171,17 +171,19 @@ def _restore(config: Config, plan: RestorePlan, progress: ProgressFn | None) -> 
     # parent while another client loads its child ends in a lock wait.
     with session(plan.env, config.settings) as s:
         groups = fk_groups(plan.tables, foreign_key_edges(s))
+        wire = tools.wire_args(plan.env, client, s.server)
     first, rows, last = _phases(groups, by_table)
     tail = _tail_frames(frames, plan)
     with tools.defaults_file(plan.env, client) as defaults:
         for jobs in (first, rows, last):
             jobs = [(what, header + fr + footer) for what, fr in jobs]
-            errors = _run_parallel(client, defaults, plan, jobs, fed, threads)
+            errors = _run_parallel(client, defaults, plan, jobs, fed, threads, wire)
             if errors:
                 raise BackupError(f"restore of {plan.backup.id} into {plan.env.name!r} failed: "
                                   + "; ".join(errors))
         if tail:
-            _feed_client(client, defaults, plan, header + tail + footer, fed, "views/routines")
+            _feed_client(client, defaults, plan, header + tail + footer, fed,
+                         "views/routines", wire)
 
 
 Jobs = list[tuple[str, list[Frame]]]
@@ -233,11 +235,12 @@ def _tail_frames(frames: list[Frame], plan: RestorePlan) -> list[Frame]:
 
 
 def _run_parallel(client: tools.Binary, defaults: tools.ClientDefaults, plan: RestorePlan,
-                  jobs: Jobs, fed: _Counter, threads: int) -> list[str]:
+                  jobs: Jobs, fed: _Counter, threads: int,
+                  wire: Sequence[str] = ()) -> list[str]:
     errors: list[str] = []
     with ThreadPoolExecutor(max(1, threads), thread_name_prefix="restore") as pool:
-        futures = {pool.submit(_feed_client, client, defaults, plan, fr, fed, f"table {t}"): t
-                   for t, fr in jobs}
+        futures = {pool.submit(_feed_client, client, defaults, plan, fr, fed, f"table {t}",
+                               wire): t for t, fr in jobs}
         for fut, table in futures.items():
             try:
                 fut.result()
@@ -261,16 +264,17 @@ class _Counter:
                 self._progress(self.total)
 
 
-def client_argv(client: tools.Binary, defaults: tools.ClientDefaults, database: str) -> list[str]:
+def client_argv(client: tools.Binary, defaults: tools.ClientDefaults, database: str,
+                wire: Sequence[str] = ()) -> list[str]:
     # --binary-mode: take the dump's bytes as they are (no '\r\n' rewriting, no client
     # commands but DELIMITER); the dump comes from a server, not from a person.
-    return tools.base_argv(client, defaults) + [
+    return tools.base_argv(client, defaults) + [*wire,
         "--binary-mode", "--batch", "--max-allowed-packet=1G", f"--database={database}"]
 
 
 def _feed_client(client: tools.Binary, defaults: tools.ClientDefaults, plan: RestorePlan,
-                 frames: list[Frame], fed: _Counter, what: str) -> None:
-    argv = client_argv(client, defaults, plan.env.database)
+                 frames: list[Frame], fed: _Counter, what: str, wire: Sequence[str] = ()) -> None:
+    argv = client_argv(client, defaults, plan.env.database, wire)
     with tools.Process(argv, what=f"{client.name} restoring {what}", stdin=subprocess.PIPE,
                        stdout=subprocess.DEVNULL, defaults=defaults) as proc, \
             plan.backup.path.open("rb") as fh:

@@ -48,7 +48,7 @@ from dumpload.errors import EXIT_VERIFY, DataError, DumpLoadError
 from dumpload.private import make_dirs, open_private, write_text
 from dumpload.progress import NullProgress, Progress
 from dumpload.sqltext import quote
-from dumpload.tools import defaults_file, find_binary
+from dumpload.tools import defaults_file, find_binary, wire_args
 
 log = logging.getLogger(__name__)
 
@@ -77,13 +77,14 @@ def export_tables(config: Config, env: DatabaseConfig, out_dir: Path, tables: Se
     _prepare_dir(out_dir)
     with ExitStack() as stack:
         src = stack.enter_context(contextlib.closing(connect(env, config.settings)))
+        binary = find_binary("client", src.server.flavor)
+        wire = wire_args(env, binary, src.server)
         infos = {t: inspect_table(src, t) for t in tables}
         missing = [t for t, i in infos.items() if not i.columns]
         if missing:
             raise DataError(f"table(s) not found on {env.name}: {', '.join(missing)}")
         plans = {t: chunking.plan_chunks(src, i, threads) for t, i in infos.items()}
         _write_schema(out_dir, src, list(tables))
-        binary = find_binary("client", src.server.flavor)
         defaults = stack.enter_context(defaults_file(env, binary))
         for t, info in infos.items():
             progress.add_table(t, info.rows_estimate, info.data_bytes)
@@ -92,7 +93,8 @@ def export_tables(config: Config, env: DatabaseConfig, out_dir: Path, tables: Se
             for chunk in plans[t]:
                 work.put(chunk)
         workers = min(threads, work.qsize() or 1)
-        readers = copying.open_snapshot(src, binary, defaults, list(tables), workers)
+        readers = copying.open_snapshot(src, binary, defaults, list(tables), workers,
+                                        wire=wire)
         results: dict[tuple[str, int], dict[str, Any]] = {}
         try:
             _run_export(readers, work, infos, out_dir, config, progress, results, KIND,
@@ -294,12 +296,14 @@ def import_tables(config: Config, env: DatabaseConfig, folder: Path,
     entries = {t["name"]: t for t in manifest["tables"]}
     with ExitStack() as stack:
         dst = stack.enter_context(contextlib.closing(connect(env, config.settings)))
+        binary = find_binary("client", dst.server.flavor)
+        wire = wire_args(env, binary, dst.server)  # before any write: may refuse
         _create_missing(dst, folder, list(entries))
         plans = [_import_plan(dst, entry) for entry in entries.values()]
         shadow.cleanup_leftovers(dst)
-        binary = find_binary("client", dst.server.flavor)
         defaults = stack.enter_context(defaults_file(env, binary))
-        tools = copying._Tools(binary, binary, defaults, defaults, env.database, env.database)
+        tools = copying._Tools(binary, binary, defaults, defaults, env.database, env.database,
+                               target_wire=wire)
         run = copying._Run(plans, progress, env, threads, config.settings)
         run.kind = KIND
         for plan in plans:
