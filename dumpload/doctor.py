@@ -10,6 +10,7 @@ writable with room to spare.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import tempfile
 from collections.abc import Iterable
@@ -20,6 +21,7 @@ from dumpload import privileges
 from dumpload.config import Config, DatabaseConfig
 from dumpload.db import Session, connect
 from dumpload.errors import DumpLoadError
+from dumpload.private import make_dirs, readable_by_others
 from dumpload.tools import find_binary, wire_compression
 
 MIN_FREE_BYTES = 1 << 30  # a backup folder with less than 1 GiB free fails the check
@@ -32,6 +34,7 @@ class Check:
     ok: bool
     detail: str
     hint: str = ""
+    warn: bool = False  # passed, but something deserves a fix (does not fail doctor)
 
 
 def run_checks(config: Config, envs: Iterable[str]) -> list[Check]:
@@ -40,6 +43,9 @@ def run_checks(config: Config, envs: Iterable[str]) -> list[Check]:
     for name in envs:
         checks += check_environment(config, config.env(name))
     checks.append(check_backup_dir(config.settings.backup_dir))
+    for what, folder in (("backup dir", config.settings.backup_dir),
+                         ("log dir", config.settings.log_dir)):
+        checks.append(check_private_dir(what, folder))
     return checks
 
 
@@ -117,7 +123,7 @@ def check_compression(session: Session) -> Check:
 
 def check_backup_dir(folder: Path) -> Check:
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        make_dirs(folder)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".doctor-"):
             pass
     except OSError as exc:
@@ -130,3 +136,17 @@ def check_backup_dir(folder: Path) -> Check:
         return Check("-", "backup dir", False, detail, "free space, or point settings.backup_dir "
                      "at a larger filesystem")
     return Check("-", "backup dir", True, detail)
+
+
+def check_private_dir(what: str, folder: Path) -> Check:
+    """Backups and logs hold row data: warn (not fail) when others may read their folder.
+
+    dumpload creates its folders 0700 but never changes the mode of one that exists."""
+    if not folder.is_dir():
+        return Check("-", f"{what} access", True, f"{folder}: created 0700 when first used")
+    mode = folder.stat().st_mode & 0o777
+    if readable_by_others(folder):
+        return Check("-", f"{what} access", True,
+                     f"{folder}: mode {mode:o}, readable by other users (its files are 0600)",
+                     f"chmod 700 {shlex.quote(str(folder))}", warn=True)
+    return Check("-", f"{what} access", True, f"{folder}: mode {mode:o}, private")

@@ -52,6 +52,7 @@ from dumpload.config import Config, DatabaseConfig
 from dumpload.db import Session, connect, session
 from dumpload.errors import BackupError, DumpLoadError, ToolError
 from dumpload.logs import BACKUP_HISTORY, now_stamp, record_backup, record_metrics
+from dumpload.private import make_dirs
 from dumpload.sqltext import quote
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ def create_backup(config: Config, env: DatabaseConfig, tables: Sequence[str] | N
                           hint="pass tables=None for the whole database")
     folder = env_dir(config, env.name)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        make_dirs(folder)
     except OSError as exc:
         raise BackupError(f"cannot create backup folder {folder}: {exc.strerror}") from None
     remove_abandoned(config, env)
@@ -142,7 +143,8 @@ if sys.stdin.buffer.read() != b"done":
     doc = {"time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            **json.loads(event), "status": "failed",
            "error": "the dumpload process died before the backup finished"}
-    with open(history, "a", encoding="utf-8") as fh:
+    fd = os.open(history, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "a", encoding="utf-8") as fh:
         fh.write(json.dumps(doc) + chr(10))
     for path in (partial, final):
         if path == partial or not os.path.exists(manifest):
@@ -158,7 +160,7 @@ class _Guardian:
         history = config.settings.log_dir / BACKUP_HISTORY
         self.proc: subprocess.Popen[bytes] | None = None
         with contextlib.suppress(OSError):
-            history.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(history.parent)
             self.proc = subprocess.Popen(
                 [sys.executable, "-I", "-S", "-c", _GUARDIAN, str(attempt.partial),
                  str(attempt.final), str(attempt.manifest), str(history), json.dumps(event)],
