@@ -59,6 +59,10 @@ class Journal:
     final_state: dict[str, str] = field(default_factory=dict)
     ended: str = ""
     rolled_back_by: str | None = None
+    # A rollback in progress (set before its swap): its run id and the rows checksum each
+    # table will hold after the swap.
+    rolling_back_by: str | None = None
+    rollback_expect: dict[str, str] = field(default_factory=dict)
 
     @property
     def changed_objects(self) -> list[str]:
@@ -155,7 +159,8 @@ def begin(log_dir: Path, run_id: str, source: str, target: str, database: str) -
         if journal.status == RUNNING and _alive(journal.pid):
             raise UsageError(f"another sync into {target!r} is running (run {journal.run_id}, "
                              f"pid {journal.pid})", hint="wait for it to finish")
-        if journal.status in UNFINISHED and journal.source == source and _recent(journal):
+        if journal.status in UNFINISHED and journal.source == source and _recent(journal) \
+                and not journal.rolling_back_by:  # half rolled back: never resumed
             journal.status, journal.pid = RUNNING, os.getpid()
             journal.resumed_times += 1
             journal.failure = None

@@ -57,9 +57,14 @@ def fingerprints(s: Session, names: Sequence[str]) -> dict[str, str]:
             out[name] = _digest("view", s.query(f"SHOW CREATE VIEW {quote(name)}")[0][1])
         else:
             create = s.query(f"SHOW CREATE TABLE {quote(name)}")[0][1]
-            checksum = s.query(f"CHECKSUM TABLE {quote(name)}")[0][1]
-            out[name] = _digest("table", _without_auto_increment(create), str(checksum))
+            out[name] = (_digest("table", _without_auto_increment(create)) + "/"
+                         + rows_checksum(s, name))
     return out
+
+
+def rows_checksum(s: Session, table: str) -> str:
+    """The rows' part of a table's fingerprint (the same for a work table holding them)."""
+    return str(s.query(f"CHECKSUM TABLE {quote(table)}")[0][1])
 
 
 def _without_auto_increment(create: str) -> str:
@@ -180,11 +185,27 @@ def _sources(config: Config, target: DatabaseConfig, journal: journals.Journal,
 
 
 def _drifted(s: Session, journal: journals.Journal) -> list[str]:
-    """Objects the run changed whose target state moved since the run stopped."""
+    """Objects the run changed whose target state moved since the run stopped.
+
+    After a rollback that was interrupted, a table may already hold what the rollback put
+    back (its rows checksum was recorded before the swap), a created table may be gone
+    and a view already restored: none of that is a change made by someone else.
+    """
     if not journal.final_state:
         return []
     now = fingerprints(s, list(journal.final_state))
-    return [n for n, fp in journal.final_state.items() if now.get(n) != fp]
+    expect = journal.rollback_expect
+    drifted = []
+    for name, fp in journal.final_state.items():
+        current = now.get(name, ABSENT)
+        if current == fp:
+            continue
+        if journal.rolling_back_by and (
+                current == ABSENT or not current.partition("/")[2]  # gone, or a view
+                or current.partition("/")[2] == expect.get(name)):
+            continue
+        drifted.append(name)
+    return drifted
 
 
 # --- run ---------------------------------------------------------------------------------
@@ -216,6 +237,7 @@ def rollback_run(config: Config, plan: RollbackPlan, run_id: str, *,
             marker.phase("load into work tables")
             settle_leftovers(target, config.settings)
             replacements = _load(config, target, plan)
+            _expect(config, target, j, replacements, run_id)
             marker.phase("swap")
             swap_group(target, config.settings, replacements
                        + [Replacement(t, None) for t in plan.drop])
@@ -230,6 +252,7 @@ def rollback_run(config: Config, plan: RollbackPlan, run_id: str, *,
         record_backup(config.settings.log_dir, {**event, "status": "ok",
                                                 "seconds": round(time.monotonic() - t0, 3)})
     j.status, j.rolled_back_by = journals.ROLLED_BACK, run_id
+    j.rolling_back_by, j.rollback_expect = None, {}
     j.save()
     return {"run_id": j.run_id, "restored": plan.restore, "dropped": plan.drop,
             "views_restored": plan.views_restore, "views_dropped": plan.views_drop,
@@ -263,6 +286,17 @@ def _load(config: Config, target: DatabaseConfig, plan: RollbackPlan) -> list[Re
         works = load_work_tables(config, backup, target, tables, flavor)
         out += [w.replacement() for w in works.values()]
     return out
+
+
+def _expect(config: Config, target: DatabaseConfig, journal: journals.Journal,
+            replacements: Sequence[Replacement], run_id: str) -> None:
+    """Before the swap: note what the rolled-back tables will hold, so that a rerun after a
+    kill tells "already put back" from "changed by someone since"."""
+    with session(target, config.settings) as s:
+        journal.rollback_expect = {r.table: rows_checksum(s, r.work) for r in replacements
+                                   if r.work}
+    journal.rolling_back_by = run_id
+    journal.save()
 
 
 def _views(config: Config, target: DatabaseConfig, plan: RollbackPlan) -> None:
