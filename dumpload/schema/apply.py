@@ -24,11 +24,10 @@ from dumpload.db import Session
 from dumpload.errors import StructureError
 from dumpload.schema.diff import diff
 from dumpload.schema.inspect import load_schema
-from dumpload.schema.plan import Plan, Step
+from dumpload.schema.plan import APPLY_SQL_MODE, Plan, Step
 
 log = logging.getLogger(__name__)
 
-APPLY_SQL_MODE = "STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION"
 # Server errors meaning "this ALTER cannot be done on this table as it is": the table is
 # rebuilt instead (shadow copy + atomic rename). Column used by a foreign key (1832, 1833),
 # index needed by a foreign key (1553), generated-column restrictions (1901-1906, 3106,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from dumpload.flavor import Flavor
 from dumpload.sqltext import quote
 
 
@@ -32,15 +33,16 @@ class Column:
     invisible: bool = False
     check: str | None = None       # MariaDB column-level CHECK clause
 
-    def definition(self, flavor: str = "mariadb") -> str:
+    def definition(self, flavor: Flavor | str = "mariadb") -> str:
         """The column definition as in CREATE TABLE / ADD COLUMN / MODIFY COLUMN."""
+        flavor = Flavor.of(flavor)
         parts = [quote(self.name), self.type]
         if self.charset and self.type != "json":
             parts.append(f"CHARACTER SET {self.charset} COLLATE {self.collation}")
         if self.generated is not None:
             kind = "STORED" if self.stored else "VIRTUAL"
             parts.append(f"GENERATED ALWAYS AS ({self.generated}) {kind}")
-            if not self.nullable and flavor != "mariadb":
+            if not self.nullable and flavor.generated_column_takes_not_null:
                 parts.append("NOT NULL")
         else:
             parts.append("NULL" if self.nullable else "NOT NULL")
@@ -94,24 +96,27 @@ class Index:
     comment: str = ""
     invisible: bool = False
     parser: str | None = None       # FULLTEXT WITH PARSER
+    using: str | None = None        # explicit USING BTREE/HASH/RTREE (from SHOW CREATE TABLE)
 
     @property
     def columns(self) -> tuple[str, ...]:
         return tuple(p.column for p in self.parts if p.column)
 
-    def definition(self, flavor: str = "mariadb") -> str:
+    def definition(self, flavor: Flavor | str = "mariadb") -> str:
         cols = "(" + ", ".join(p.sql() for p in self.parts) + ")"
         head = {"PRIMARY": "PRIMARY KEY", "UNIQUE": f"UNIQUE KEY {quote(self.name)}",
                 "FULLTEXT": f"FULLTEXT KEY {quote(self.name)}",
                 "SPATIAL": f"SPATIAL KEY {quote(self.name)}"}.get(
                     self.kind, f"KEY {quote(self.name)}")
         text = f"{head} {cols}"
+        if self.using:
+            text += f" USING {self.using}"
         if self.parser:
             text += f" WITH PARSER {self.parser}"
         if self.comment:
             text += f" COMMENT {literal(self.comment)}"
         if self.invisible:
-            text += " IGNORED" if flavor == "mariadb" else " INVISIBLE"
+            text += " " + Flavor.of(flavor).invisible_index_keyword
         return text
 
 
@@ -180,7 +185,7 @@ class Table:
             out.append(f"COMMENT={literal(self.comment)}")
         return out
 
-    def create_sql(self, flavor: str = "mariadb", name: str | None = None) -> str:
+    def create_sql(self, flavor: Flavor | str = "mariadb", name: str | None = None) -> str:
         body = [c.definition(flavor) for c in self.columns]
         body += [i.definition(flavor) for i in self.indexes]
         body += [f.definition() for f in self.foreign_keys]
@@ -238,7 +243,7 @@ def quote_account(account: str) -> str:
 @dataclass(frozen=True)
 class Schema:
     database: str
-    flavor: str = "mariadb"
+    flavor: Flavor = field(default_factory=Flavor)   # a name ("mysql") is turned into one
     version: tuple[int, int, int] = (0, 0, 0)
     tables: dict[str, Table] = field(default_factory=dict)
     views: dict[str, View] = field(default_factory=dict)
@@ -246,3 +251,8 @@ class Schema:
     ignored: tuple[str, ...] = ()   # objects seen but not compared (sequences, ...), why
     # FKs of tables outside the selection that reference selected tables: (table, fk).
     inbound: tuple[tuple[str, ForeignKey], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.flavor, Flavor) or self.version != (0, 0, 0):
+            object.__setattr__(self, "flavor", Flavor.of(
+                self.flavor, tuple(self.version) if self.version != (0, 0, 0) else None))

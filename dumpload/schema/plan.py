@@ -10,6 +10,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+# The sql_mode DDL runs under: strict, so an ALTER that would truncate or convert existing
+# values fails instead of silently changing rows.
+APPLY_SQL_MODE = "STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION"
+
 # Global order of steps. FKs and triggers go first, so no later change trips over them;
 # tables before the constraints and views that need them; views before triggers.
 PHASES = ("drop_trigger", "drop_view", "drop_constraint", "create_table", "alter_table",
