@@ -385,7 +385,7 @@ def _column_modified(b: _Builder, s: Table, col: Column, old: Column, moved: boo
     if old != col:
         b.differ(s.name, "column", col.name, "differs", col.definition(b.flavor),
                  old.definition(b.flavor))
-        safe, reason = column_change_safety(old, col)
+        safe, reason = column_change_safety(old, col, s)
         items.append(("modify_column", col.name, safe, reason))
     if moved:
         b.differ(s.name, "column", col.name, "position", position.strip(), None)

@@ -363,7 +363,8 @@ def needs_show_create(column_rows: Iterable[Row], flavor: Flavor | str) -> bool:
     return False
 
 
-_INDEX_LINE = re.compile(r"\s*(PRIMARY KEY|(?:UNIQUE |FULLTEXT |SPATIAL )?KEY\s+`((?:[^`]|``)+)`)\s*")
+_INDEX_LINE = re.compile(
+    r"\s*(PRIMARY KEY|(?:UNIQUE |FULLTEXT |SPATIAL )?KEY\s+`((?:[^`]|``)+)`)\s*")
 
 
 def index_using(create_sql: str) -> dict[str, str]:

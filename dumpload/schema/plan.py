@@ -76,6 +76,17 @@ class Plan:
     allow_unsafe: bool = False
     keep_definer: bool = False
     warnings: tuple[str, ...] = field(default=())
+    preflight: Any = None      # schema.preflight.Preflight once checked against the target
+
+    def refusals(self) -> list[str]:
+        """Why the preflight refuses this plan (empty: it does not, or did not run)."""
+        return self.preflight.refusals(self.allow_unsafe) if self.preflight else []
+
+    @property
+    def locking(self) -> tuple[Any, ...]:
+        """Costs of statements that block writes to a large table while they run."""
+        return tuple(c for c in self.preflight.costs if c.locks_table) if self.preflight \
+            else ()
 
     @property
     def statements(self) -> tuple[str, ...]:
@@ -105,4 +116,5 @@ class Plan:
             "created_tables": list(self.created_tables),
             "dropped_tables": list(self.dropped_tables),
             "warnings": list(self.warnings),
+            "preflight": self.preflight.to_dict() if self.preflight else None,
         }
