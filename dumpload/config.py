@@ -37,7 +37,9 @@ _REPLICATION_TYPES: dict[str, type | tuple[type, ...]] = {
 _SETTINGS_TYPES: dict[str, type | tuple[type, ...]] = {
     "backup_dir": str, "log_dir": str, "backup_retention_days": int, "max_backups": int,
     "batch_size": int, "threads": int, "log_level": str, "connection_timeout": int,
-    "retry_attempts": int, "compression_level": int, "large_table_mb": (int, float),
+    "retry_attempts": int, "compression_level": int,
+    "keep_daily": int, "keep_weekly": int, "keep_monthly": int,
+    "large_table_mb": (int, float),
 }
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -95,6 +97,9 @@ class Settings:
     connection_timeout: int = 30
     retry_attempts: int = 3
     compression_level: int = 3
+    keep_daily: int = 0      # grandfather-father-son retention of full backups; 0 = off
+    keep_weekly: int = 0
+    keep_monthly: int = 0
     large_table_mb: float = 256     # structure: ALTERs of bigger tables get an estimate
 
 
@@ -342,10 +347,10 @@ def _parse_settings(path: Path, base: Path, raw: dict[str, Any]) -> Settings:
     for key in ("threads", "batch_size", "connection_timeout", "retry_attempts", "max_backups"):
         if key in raw and raw[key] < 1:
             raise ConfigError(f"{path}: 'settings.{key}' must be at least 1, got {raw[key]}")
-    if raw.get("large_table_mb", 0) < 0:
-        raise ConfigError(f"{path}: 'settings.large_table_mb' must not be negative")
-    if raw.get("backup_retention_days", 0) < 0:
-        raise ConfigError(f"{path}: 'settings.backup_retention_days' must not be negative")
+    for key in ("backup_retention_days", "keep_daily", "keep_weekly", "keep_monthly",
+                "large_table_mb"):
+        if raw.get(key, 0) < 0:
+            raise ConfigError(f"{path}: 'settings.{key}' must not be negative, got {raw[key]}")
     if "compression_level" in raw and not 1 <= raw["compression_level"] <= 19:
         raise ConfigError(f"{path}: 'settings.compression_level' must be between 1 and 19")
     level = raw.get("log_level", "INFO").upper()

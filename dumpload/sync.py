@@ -253,7 +253,8 @@ def _step_backup(config: Config, plan: SyncPlan, options: SyncOptions,
         journal.mark_step("backup", journals.DONE)
         return
     label = "pre-sync" if not journal.backups else "pre-sync-resume"
-    info = create_backup(config, plan.target, missing, label=label, run_id=journal.run_id)
+    info = create_backup(config, plan.target, missing, label=label, run_id=journal.run_id,
+                         kind="pre-change")
     journal.add_unique("backups", [info.id])
     journal.add_unique("backed_up_tables", missing)
     report.backups = list(journal.backups)

@@ -46,7 +46,8 @@ def split_sql(text: str) -> list[str]:
 
 def column_types(server: Server, db: str) -> dict[tuple[str, str], tuple]:
     rows = server.sql(None, "SELECT c.TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, COLLATION_NAME, "
-                      "EXTRA, IS_NULLABLE FROM information_schema.COLUMNS c JOIN information_schema.TABLES t "
+                      "EXTRA, IS_NULLABLE FROM information_schema.COLUMNS c "
+                      "JOIN information_schema.TABLES t "
                       "USING (TABLE_SCHEMA, TABLE_NAME) WHERE c.TABLE_SCHEMA = "
                       f"'{db}' AND t.TABLE_TYPE = 'BASE TABLE'")
     return {(r[0], r[1]): (r[2], r[3], r[5]) for r in rows if "GENERATED" not in (r[4] or "")

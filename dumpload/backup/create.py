@@ -28,6 +28,9 @@ from typing import IO, Any
 
 from dumpload import __version__, tools
 from dumpload.backup.files import (
+    KIND_FULL,
+    KIND_TABLES,
+    KINDS,
     MANIFEST_FORMAT,
     PARTIAL_SUFFIX,
     STATUS_FAILED,
@@ -81,12 +84,15 @@ class _Attempt:
 
 def create_backup(config: Config, env: DatabaseConfig, tables: Sequence[str] | None = None, *,
                   label: str | None = None, run_id: str | None = None,
-                  progress: ProgressFn | None = None) -> BackupInfo:
+                  kind: str | None = None, progress: ProgressFn | None = None) -> BackupInfo:
     """Back up `tables` of `env` (None: the whole database incl. views, triggers, routines).
 
-    An empty `tables` list is refused (`BackupError`): callers with nothing to back up
-    skip the call. Returns the new backup; raises `BackupError` (exit 7) on any failure,
-    leaving no final file and a `failed` line in `backup_history.log`.
+    `kind` (manifest `kind`, see `files.KINDS`) defaults to `full` for the whole database
+    and `tables` otherwise; callers backing up before a change pass `pre-change` or
+    `pre-restore` with their `run_id`. An empty `tables` list is refused (`BackupError`):
+    callers with nothing to back up skip the call. Returns the new backup; raises
+    `BackupError` (exit 7) on any failure, leaving no final file and a `failed` line in
+    `backup_history.log`.
     """
     if tables is not None and len(tables) == 0:
         raise BackupError(f"nothing to back up in {env.name!r}: the table list is empty",
@@ -98,9 +104,12 @@ def create_backup(config: Config, env: DatabaseConfig, tables: Sequence[str] | N
         raise BackupError(f"cannot create backup folder {folder}: {exc.strerror}") from None
     remove_abandoned(config, env)
     attempt = _reserve(folder, env.database, clean_label(label))
+    kind = kind or (KIND_FULL if tables is None else KIND_TABLES)
+    if kind not in KINDS:
+        raise BackupError(f"unknown backup kind {kind!r}", hint=f"one of {', '.join(KINDS)}")
     event: dict[str, Any] = {"event": "create", "id": attempt.id, "env": env.name,
                              "database": env.database, "label": clean_label(label),
-                             "run_id": run_id}
+                             "kind": kind, "run_id": run_id}
     guard = _Guardian(config, attempt, event)
     try:
         info = _run(config, env, tables, attempt, event, progress)
@@ -341,7 +350,8 @@ def _manifest(env: DatabaseConfig, attempt: _Attempt, inventory: Inventory,
     return {
         "format": MANIFEST_FORMAT, "id": attempt.id, "file": attempt.final.name,
         "status": STATUS_OK, "env": env.name, "database": env.database,
-        "host": env.address, "label": event.get("label"), "run_id": event.get("run_id"),
+        "host": env.address, "label": event.get("label"), "kind": event["kind"],
+        "run_id": event.get("run_id"),
         "started_at": attempt.started.isoformat(timespec="seconds"),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "seconds": round(time.monotonic() - attempt.t0, 3),

@@ -29,7 +29,7 @@ import zstandard
 
 from dumpload import tools
 from dumpload.backup.create import create_backup
-from dumpload.backup.files import BackupInfo, Frame, find_backup, load_info
+from dumpload.backup.files import KIND_PRE_RESTORE, BackupInfo, Frame, find_backup, load_info
 from dumpload.backup.frames import TABLE_KINDS
 from dumpload.backup.verify import verify_backup
 from dumpload.catalog import fk_groups, foreign_key_edges
@@ -134,7 +134,8 @@ def restore_backup(config: Config, backup_id_or_path: str | Path | BackupInfo,
     plan = plan_restore(config, info, env, tables)
     pre = None
     if pre_backup and plan.overwrite:
-        pre = create_backup(config, env, plan.overwrite, label="pre-restore", run_id=run_id)
+        pre = create_backup(config, env, plan.overwrite, label="pre-restore", run_id=run_id,
+                            kind=KIND_PRE_RESTORE)
         log.info("pre-restore backup of %s: %s", env.name, pre.id)
     event = {"event": "restore", "id": info.id, "env": env.name, "run_id": run_id,
              "tables": plan.tables + plan.views, "pre_backup": pre.id if pre else None}

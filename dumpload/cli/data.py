@@ -132,7 +132,8 @@ def _backup(app: App, config: Config, target: DatabaseConfig, names: list[str],
     to_save = [t for t in names if t in existing]
     if not to_save:
         return None
-    info = create_backup(config, target, to_save, label="pre-data", run_id=run_id)
+    info = create_backup(config, target, to_save, label="pre-data", run_id=run_id,
+                         kind="pre-change")
     app.console.print(f"backup of {len(to_save)} target table(s): {info.id}", markup=False)
     log.info("pre-data backup %s (%s)", info.id, info.path)
     return info.id

@@ -141,7 +141,8 @@ def _backup(app: App, target: DatabaseConfig, plan: Plan, run_id: str) -> None:
     if not existing:
         return
     app.console.print(f"backing up {len(existing)} table(s) of {target.name} …")
-    info = create_backup(app.config, target, existing, label="pre-structure", run_id=run_id)
+    info = create_backup(app.config, target, existing, label="pre-structure", run_id=run_id,
+                         kind="pre-change")
     log.info("pre-structure backup %s (%s)", info.id, info.path)
     app.console.print(f"backup: {info.id}", markup=False)
 
