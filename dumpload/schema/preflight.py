@@ -83,6 +83,10 @@ class Cost:
     def locks_table(self) -> bool:
         return self.large and self.lock != "NONE" and self.algorithm != "INSTANT"
 
+    def estimate_text(self) -> str:
+        return "an unknown time" if self.seconds is None else \
+            f"an estimated {_duration(self.seconds)}"
+
     def describe(self) -> str:
         text = f"{self.algorithm}, LOCK={self.lock}"
         if self.large:
@@ -183,7 +187,8 @@ def with_conversions(plan: Plan, verdicts: Iterable[Verdict]) -> Plan:
 def affected_tables(plan: Plan, target: Schema) -> list[str]:
     """Existing target tables the rehearsal needs: those the plan touches, and their FK
     parents and children (so FK statements meet real tables)."""
-    touched = {s.table for s in plan.steps if s.table in target.tables}
+    outside = {name for name, _ in target.inbound}   # unselected children of selected tables
+    touched = {s.table for s in plan.steps if s.table in target.tables or s.table in outside}
     out = set(touched)
     for name, table in target.tables.items():
         for fk in table.foreign_keys:

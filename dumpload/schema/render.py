@@ -55,8 +55,8 @@ def render_preflight(plan: Plan) -> str:
         lines.append("  rehearsal on empty copies in a scratch schema: ok")
     lines += [f"  not rehearsed: {s}" for s in pf.skipped]
     for cost in plan.locking:
-        lines.append(f"  LOCKS {cost.table}: {cost.algorithm} blocks writes for about "
-                     f"{cost.describe().split('estimated ')[-1].split(';')[0]}")
+        lines.append(f"  LOCKS {cost.table}: ALGORITHM={cost.algorithm} blocks writes to it for "
+                     f"{cost.estimate_text()} (asked separately unless --yes)")
     return "\n".join(lines)
 
 
