@@ -1,9 +1,28 @@
 """The one place that finds and runs the servers' own binaries.
 
-Dump tools (`mariadb-dump`/`mysqldump`) and clients (`mariadb`/`mysql`) get their
-credentials from a private 0600 `--defaults-extra-file` that is deleted afterwards — never
-from argv or the environment, so no `/proc/*/cmdline` ever shows a password. Every argv
-is logged; every exit status is checked; stderr is kept for the error message.
+Credentials never touch a filesystem. A database's `[client]` option text (user, password,
+host, TLS) lives in an anonymous memory file (`memfd_create`, mode 0600, sealed) that the
+child inherits through `pass_fds` and reads as `--defaults-extra-file=/dev/fd/N`; where
+memfd is unavailable each child gets its own pipe holding the text instead. Nothing is
+left behind when dumpload is killed (SIGKILL included): the kernel frees both with the
+last process holding them. Passwords are never in argv or the environment, so no
+`/proc/*/cmdline` or `/proc/*/environ` shows one. Checked on MariaDB 10.11's `mariadb` and
+`mariadb-dump` (several clients reading one memfd at once, and the pipe form). MySQL's
+tools read option files the same way (`stat` + `fopen` of the path, no `realpath`); the
+file must not be world-writable, or both flavors ignore it silently and fall back to the
+default socket, hence the explicit 0600.
+
+No name is ever an option. Table, view, trigger and database names reach the tools only
+in ways they never parse as flags:
+- the dump tool gets `--` (end of options) right before the database and table names:
+  both flavors' option parser (`my_getopt`) stops at a bare `--` and takes every later
+  word as a name. Without it, a table named `--result-file=/tmp/x.sql` made
+  `mariadb-dump` write the dump to /tmp/x.sql (seen on MariaDB 10.11);
+- the client gets the database as one word, `--database=NAME`, and every other name only
+  inside SQL text (backtick-quoted by `sqltext.quote`) on its stdin or in one
+  `--execute=SQL` word — never as a bare argv word.
+Every argv is logged; every exit status is checked; stderr is kept for the error message,
+with literal values elided (`sqltext.elide_message`).
 
 Short commands run through `sh`. Byte streams (dumps, table copies) run through
 `subprocess.Popen`: relaying 500 MB through `sh` output callbacks took 9.6 s against
@@ -21,6 +40,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -103,21 +123,117 @@ def dump_flavor_args(binary: Binary) -> list[str]:
     return ["--set-gtid-purged=OFF"]
 
 
-@contextmanager
-def defaults_file(db: DatabaseConfig, binary: Binary) -> Iterator[Path]:
-    """A private `[client]` option file with `db`'s credentials, deleted on exit.
+class ClientDefaults:
+    """One database's `[client]` option text, held in memory only (see the module doc).
 
-    Pass it as the first argument: `--defaults-extra-file=PATH`.
+    `option` is the argv word that points a child at it; `Process(..., defaults=self)`
+    hands the descriptor to the child. Safe to share between threads and between children
+    running at once: each child opens `/dev/fd/N` afresh (memfd), or gets its own pipe.
     """
-    folder = tempfile.mkdtemp(prefix="dumpload-cred-")  # 0700 by construction
-    path = Path(folder) / "client.cnf"
+
+    def __init__(self, text: str, secrets: Sequence[str] = ()) -> None:
+        self._text = text.encode("utf-8")
+        self._secrets = [s for s in secrets if s]
+        self._lock = threading.Lock()
+        memfd = _memfd(self._text)
+        self._pipes = memfd is None
+        # With pipes, `fd` is a reserved number that each spawn points at a fresh pipe.
+        self.fd = memfd if memfd is not None else os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+
+    @property
+    def option(self) -> str:
+        return f"--defaults-extra-file=/dev/fd/{self.fd}"
+
+    def child_env(self) -> dict[str, str]:
+        """This process's environment less any variable holding the password (a
+        `password_env` source) and MYSQL_PWD: a child's /proc/PID/environ shows none."""
+        return {k: v for k, v in os.environ.items()
+                if k != "MYSQL_PWD" and not any(s in v for s in self._secrets)}
+
+    @contextmanager
+    def passed(self) -> Iterator[tuple[int, ...]]:
+        """The descriptors to give a child (`pass_fds`) while it is spawned inside."""
+        if not self._pipes:
+            yield (self.fd,)
+            return
+        with self._lock:  # one reserved number: one spawn at a time points it at its pipe
+            read, write = os.pipe()
+            try:
+                os.write(write, self._text)  # a few hundred bytes: far below a pipe's buffer
+            finally:
+                os.close(write)
+            try:
+                os.dup2(read, self.fd, inheritable=False)
+                yield (self.fd,)
+            finally:
+                os.close(read)
+                null = os.open(os.devnull, os.O_RDONLY)
+                os.dup2(null, self.fd, inheritable=False)
+                os.close(null)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+
+
+def _memfd(data: bytes) -> int | None:
+    """An anonymous 0600 file holding `data`, sealed against change; None where the
+    platform has no memfd (then pipes carry the text)."""
+    create = getattr(os, "memfd_create", None)
+    if create is None:
+        return None
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(_defaults_text(db, binary))
-        yield path
+        fd = create("dumpload-client", os.MFD_CLOEXEC | getattr(os, "MFD_ALLOW_SEALING", 0))
+    except OSError:
+        return None
+    try:
+        # A memfd starts as 0777; the tools silently ignore a world-writable option file.
+        os.fchmod(fd, 0o600)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        with contextlib.suppress(OSError, AttributeError):
+            fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_WRITE | fcntl.F_SEAL_GROW
+                        | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_SEAL)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+@contextmanager
+def defaults_file(db: DatabaseConfig, binary: Binary) -> Iterator[ClientDefaults]:
+    """`db`'s credentials for `binary`'s children, in memory; released on exit.
+
+    Pass `defaults.option` as the first argument (`base_argv`) and `defaults=` to `Process`.
+    """
+    defaults = ClientDefaults(_defaults_text(db, binary), [db.password or ""])
+    try:
+        yield defaults
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        defaults.close()
+
+
+CRED_DIR_PREFIX = "dumpload-cred-"
+
+
+def sweep_stale_credentials(folders: Sequence[Path] = ()) -> list[Path]:
+    """Remove `dumpload-cred-*` folders of this user that versions before in-memory
+    credentials left in the temp dir when killed: each holds a password in plain text.
+    Returns the folders removed."""
+    roots = list(folders) or list(dict.fromkeys([Path(tempfile.gettempdir()), Path("/tmp")]))
+    removed = []
+    for root in roots:
+        with contextlib.suppress(OSError):
+            for folder in root.glob(CRED_DIR_PREFIX + "*"):
+                with contextlib.suppress(OSError):
+                    if folder.is_dir() and not folder.is_symlink() \
+                            and folder.lstat().st_uid == os.getuid():
+                        shutil.rmtree(folder)
+                        removed.append(folder)
+    for folder in removed:
+        log.warning("removed %s: a credentials folder left by an older dumpload", folder)
+    return removed
 
 
 def _defaults_text(db: DatabaseConfig, binary: Binary) -> str:
@@ -125,7 +241,7 @@ def _defaults_text(db: DatabaseConfig, binary: Binary) -> str:
     if db.password is not None:
         lines.append(f"password={_quote_option(db.password)}")
     if db.socket:
-        lines.append(f"socket={db.socket}")
+        lines.append(f"socket={_quote_option(str(db.socket))}")
     else:
         lines += [f"host={db.host}", f"port={db.port}", "protocol=TCP"]
     lines.append("default-character-set=utf8mb4")
@@ -136,8 +252,8 @@ def _defaults_text(db: DatabaseConfig, binary: Binary) -> str:
 def _tls_options(db: DatabaseConfig, binary: Binary) -> list[str]:
     if not db.tls:
         return []
-    out = [f"{k.replace('_', '-')}={v}" for k in ("ssl_ca", "ssl_cert", "ssl_key")
-           if (v := getattr(db, k))]
+    out = [f"{k.replace('_', '-')}={_quote_option(str(v))}"
+           for k in ("ssl_ca", "ssl_cert", "ssl_key") if (v := getattr(db, k))]
     if binary.is_mariadb:
         out.append("ssl")
         if db.ssl_verify_identity or db.ssl_ca:
@@ -154,9 +270,15 @@ def _quote_option(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def base_argv(binary: Binary, defaults: Path) -> list[str]:
+def base_argv(binary: Binary, defaults: ClientDefaults) -> list[str]:
     """argv prefix for a tool; the defaults file must come first for the tool to read it."""
-    return [binary.path, f"--defaults-extra-file={defaults}"]
+    return [binary.path, defaults.option]
+
+
+def dump_names(database: str, *tables: str) -> list[str]:
+    """The dump tool's trailing argv words: `--`, then the database and table names, which
+    the tool then never reads as options, whatever they spell."""
+    return ["--", database, *tables]
 
 
 _SECRET_ARG = re.compile(r"^(--password|-p|--ssl-key)(=?).+", re.IGNORECASE)
@@ -209,13 +331,17 @@ class Process:
     """
 
     def __init__(self, argv: Sequence[str], *, what: str, stdin: int | IO[bytes] | None = None,
-                 stdout: int | IO[bytes] | None = subprocess.PIPE) -> None:
+                 stdout: int | IO[bytes] | None = subprocess.PIPE,
+                 defaults: ClientDefaults | None = None) -> None:
         self.what = what
         self.argv = list(argv)
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
         log.info("spawn %s: %s", what, " ".join(redact_argv(argv)))
-        self.popen = subprocess.Popen(self.argv, stdin=stdin, stdout=stdout,
-                                      stderr=self._stderr, start_new_session=False)
+        with defaults.passed() if defaults else contextlib.nullcontext(()) as fds:
+            self.popen = subprocess.Popen(self.argv, stdin=stdin, stdout=stdout,
+                                          stderr=self._stderr, start_new_session=False,
+                                          pass_fds=fds,
+                                          env=defaults.child_env() if defaults else None)
 
     @property
     def stdout(self) -> IO[bytes]:

@@ -234,8 +234,8 @@ def _run(config: Config, env: DatabaseConfig, tables: Sequence[str] | None, atte
             with tools.defaults_file(env, binary) as defaults:
                 argv = dump_argv(binary, defaults, env, inventory)
                 counts = pool.submit(_count_rows, counter, inventory.tables)
-                frames, raw, sha = _stream(argv, binary, env, attempt, settings.compression_level,
-                                           progress)
+                frames, raw, sha = _stream(argv, defaults, binary, env, attempt,
+                                           settings.compression_level, progress)
             rows = _result(counts, env)
     finally:
         counter.close()
@@ -271,28 +271,29 @@ def _inventory(s: Session, tables: Sequence[str] | None) -> Inventory:
                      [n for n in names if kinds[n] == "VIEW"], tables is None)
 
 
-def dump_argv(binary: tools.Binary, defaults: Path, env: DatabaseConfig,
+def dump_argv(binary: tools.Binary, defaults: tools.ClientDefaults, env: DatabaseConfig,
               inventory: Inventory) -> list[str]:
-    """The dump tool's argv: consistent snapshot, exact bytes, section comments kept."""
+    """The dump tool's argv: consistent snapshot, exact bytes, section comments kept; the
+    database and table names after `--`, so none is ever read as an option."""
     argv = tools.base_argv(binary, defaults) + [
         "--single-transaction", "--quick", "--hex-blob", "--triggers", "--no-tablespaces",
         "--comments", "--add-drop-table", "--tz-utc", "--max-allowed-packet=1G",
         "--routines" if inventory.whole_database else "--skip-routines",
-        *tools.dump_flavor_args(binary), env.database,
+        *tools.dump_flavor_args(binary),
     ]
-    if not inventory.whole_database:
-        argv += inventory.tables + inventory.views
-    return argv
+    names = [] if inventory.whole_database else inventory.tables + inventory.views
+    return argv + tools.dump_names(env.database, *names)
 
 
-def _stream(argv: list[str], binary: tools.Binary, env: DatabaseConfig, attempt: _Attempt,
-            level: int, progress: ProgressFn | None) -> tuple[list[Frame], int, str]:
+def _stream(argv: list[str], defaults: tools.ClientDefaults, binary: tools.Binary,
+            env: DatabaseConfig, attempt: _Attempt, level: int,
+            progress: ProgressFn | None) -> tuple[list[Frame], int, str]:
     """Run the dump into the partial file; return (frames, uncompressed bytes, sha256)."""
     fh = attempt.lock_fh
     writer = FrameWriter(fh, level)
     rows = DataSplitter(writer.write, writer.section)
     splitter = SectionSplitter(rows.write, rows.section)
-    with tools.Process(argv, what=f"{binary.name} of {env.name}") as proc:
+    with tools.Process(argv, what=f"{binary.name} of {env.name}", defaults=defaults) as proc:
         with contextlib.suppress(OSError):
             fcntl.fcntl(proc.stdout.fileno(), _F_SETPIPE_SZ, READ_SIZE)
         # A buffered read of 1 MiB waits for a full chunk: the dump tool writes in small

@@ -232,7 +232,7 @@ def _tail_frames(frames: list[Frame], plan: RestorePlan) -> list[Frame]:
             or (f.kind in ("routines", "events") and plan.routines)]
 
 
-def _run_parallel(client: tools.Binary, defaults: Path, plan: RestorePlan,
+def _run_parallel(client: tools.Binary, defaults: tools.ClientDefaults, plan: RestorePlan,
                   jobs: Jobs, fed: _Counter, threads: int) -> list[str]:
     errors: list[str] = []
     with ThreadPoolExecutor(max(1, threads), thread_name_prefix="restore") as pool:
@@ -261,18 +261,19 @@ class _Counter:
                 self._progress(self.total)
 
 
-def client_argv(client: tools.Binary, defaults: Path, database: str) -> list[str]:
+def client_argv(client: tools.Binary, defaults: tools.ClientDefaults, database: str) -> list[str]:
     # --binary-mode: take the dump's bytes as they are (no '\r\n' rewriting, no client
     # commands but DELIMITER); the dump comes from a server, not from a person.
     return tools.base_argv(client, defaults) + [
         "--binary-mode", "--batch", "--max-allowed-packet=1G", f"--database={database}"]
 
 
-def _feed_client(client: tools.Binary, defaults: Path, plan: RestorePlan, frames: list[Frame],
-                 fed: _Counter, what: str) -> None:
+def _feed_client(client: tools.Binary, defaults: tools.ClientDefaults, plan: RestorePlan,
+                 frames: list[Frame], fed: _Counter, what: str) -> None:
     argv = client_argv(client, defaults, plan.env.database)
     with tools.Process(argv, what=f"{client.name} restoring {what}", stdin=subprocess.PIPE,
-                       stdout=subprocess.DEVNULL) as proc, plan.backup.path.open("rb") as fh:
+                       stdout=subprocess.DEVNULL, defaults=defaults) as proc, \
+            plan.backup.path.open("rb") as fh:
         try:
             for frame in frames:
                 _copy_frame(fh, frame, proc.stdin, fed)

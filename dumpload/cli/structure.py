@@ -25,7 +25,7 @@ from dumpload.config import DatabaseConfig
 from dumpload.db import session
 from dumpload.errors import EXIT_DIFFERENCES, StructureError
 from dumpload.schema import apply_plan, plan_structure, render_plan_text
-from dumpload.schema.apply import ensure_runnable
+from dumpload.schema.apply import ensure_runnable, ensure_supported
 from dumpload.schema.plan import Plan
 from dumpload.schema.render import render_differences, render_unsafe
 
@@ -110,6 +110,7 @@ def structure(app: App, from_env: str | None, to_env: str | None, tables: tuple[
     if plan.is_empty:
         out.print("nothing to do")
         return
+    ensure_supported(plan)
     if plan.unsafe and not allow_unsafe:
         raise StructureError(
             f"{len(plan.unsafe)} unsafe change(s); nothing was changed:\n" + render_unsafe(plan),

@@ -30,7 +30,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pymysql
@@ -54,7 +53,7 @@ from dumpload.db import Session, connect
 from dumpload.errors import EXIT_VERIFY, DataError, DumpLoadError, VerifyError
 from dumpload.progress import NullProgress, Progress
 from dumpload.sqltext import quote
-from dumpload.tools import Binary, defaults_file, find_binary
+from dumpload.tools import Binary, ClientDefaults, defaults_file, find_binary
 
 log = logging.getLogger(__name__)
 
@@ -201,8 +200,8 @@ def _sessions(config: Config, source_env: DatabaseConfig,
 class _Tools:
     source_binary: Binary
     target_binary: Binary
-    source_defaults: Path
-    target_defaults: Path
+    source_defaults: ClientDefaults
+    target_defaults: ClientDefaults
     source_db: str
     target_db: str
     source_flavor: str = "mariadb"
@@ -429,7 +428,7 @@ def _watch_loads(run: _Run, done: threading.Event) -> None:
         session.close()
 
 
-def open_snapshot(src: Session, binary: Binary, defaults: Path, tables: list[str],
+def open_snapshot(src: Session, binary: Binary, defaults: ClientDefaults, tables: list[str],
                   workers: int, *, raw: bool = True) -> list[SourceReader]:
     """All workers' snapshots opened while writes to the tables are held by a READ lock.
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import IO
 
 from dumpload.errors import DataError, ToolError
-from dumpload.tools import Binary, Process, base_argv, widen_pipe
+from dumpload.tools import Binary, ClientDefaults, Process, base_argv, widen_pipe
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,10 @@ class LoadFailed(DataError):
         self.retryable = retryable
 
 
-def client_argv(binary: Binary, defaults: Path, database: str, *extra: str) -> list[str]:
+def client_argv(binary: Binary, defaults: ClientDefaults, database: str,
+                *extra: str) -> list[str]:
+    """The client's argv: the database as one `--database=NAME` word (a name never stands
+    alone in argv, where it could read as an option); table names only inside SQL."""
     return [*base_argv(binary, defaults), "--batch", "--skip-column-names",
             "--default-character-set=binary", *extra, f"--database={database}"]
 
@@ -64,13 +67,13 @@ def client_argv(binary: Binary, defaults: Path, database: str, *extra: str) -> l
 class SourceReader:
     """One source client process holding one snapshot; `stream()` relays a SELECT's rows."""
 
-    def __init__(self, binary: Binary, defaults: Path, database: str, what: str, *,
+    def __init__(self, binary: Binary, defaults: ClientDefaults, database: str, what: str, *,
                  raw: bool = True) -> None:
         # raw: the SELECTs escape the values themselves (encode.SERVER); else the client
         # escapes them (encode.CLIENT), and must print binary strings as they are.
         mode = ["--raw"] if raw else ["--loose-skip-binary-as-hex"]
         argv = client_argv(binary, defaults, database, *mode, "--quick", "--unbuffered")
-        self.proc = Process(argv, what=what, stdin=subprocess.PIPE)
+        self.proc = Process(argv, what=what, stdin=subprocess.PIPE, defaults=defaults)
         self.token = f"__dumpload_end_{uuid.uuid4().hex}__".encode()
         self._fd = self.proc.stdout.fileno()
         widen_pipe(self._fd)
@@ -165,13 +168,13 @@ class Loader:
     mid-load may otherwise sit for minutes on a half-closed socket.
     """
 
-    def __init__(self, binary: Binary, defaults: Path, database: str, load_sql: str,
+    def __init__(self, binary: Binary, defaults: ClientDefaults, database: str, load_sql: str,
                  what: str) -> None:
         script = (f"SELECT CONNECTION_ID(); {TARGET_SESSION}; {load_sql}; "
                   "SELECT ROW_COUNT(), @@warning_count; SHOW WARNINGS LIMIT 5")
         argv = client_argv(binary, defaults, database, "--local-infile=1", "--unbuffered",
-                           "-e", script)
-        self.proc = Process(argv, what=what, stdin=subprocess.PIPE)
+                           f"--execute={script}")
+        self.proc = Process(argv, what=what, stdin=subprocess.PIPE, defaults=defaults)
         self.what = what
         widen_pipe(self.proc.stdin.fileno())
         first = self.proc.stdout.readline()

@@ -74,6 +74,16 @@ def ensure_runnable(plan: Plan, where: str) -> None:
             "conversions that lose data run only with --allow-unsafe")
 
 
+def ensure_supported(plan: Plan) -> None:
+    """Refuse (exit 5, nothing written) a plan with tables the model cannot represent."""
+    if plan.refused:
+        raise StructureError(
+            f"{len(plan.refused)} table clause(s) dumpload cannot model; nothing was "
+            "changed:\n" + "\n".join(f"  {r}" for r in plan.refused),
+            hint="change those tables by hand (or exclude them with exclude_tables), "
+            "then rerun")
+
+
 def apply_plan(session: Session, plan: Plan,
                on_statement: Callable[[str], None] | None = None) -> int:
     """Execute the plan's statements on the target; returns how many ran.
@@ -81,6 +91,7 @@ def apply_plan(session: Session, plan: Plan,
     Refuses (StructureError, nothing written) when the plan has unsafe changes and was not
     built with allow_unsafe. `on_statement(sql)` is called before each statement.
     """
+    ensure_supported(plan)
     ensure_runnable(plan, session.env.name)
     done = 0
     saved = session.query("SELECT @@SESSION.sql_mode, @@SESSION.foreign_key_checks")[0]

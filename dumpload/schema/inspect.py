@@ -22,12 +22,14 @@ from dumpload.db import Session
 from dumpload.flavor import Flavor
 from dumpload.schema import flavor as fl
 from dumpload.schema.model import Check, Schema, Table, Trigger, View
+from dumpload.schema.partitions import partitioning_from_rows
 from dumpload.sqltext import quote
 
 log = logging.getLogger(__name__)
 
 Rows = list[dict[str, Any]]
-QUERIES = ("tables", "columns", "indexes", "foreign_keys", "checks", "views", "triggers")
+QUERIES = ("tables", "columns", "indexes", "foreign_keys", "checks", "views", "triggers",
+           "partitions")
 
 
 def query_text(name: str) -> str:
@@ -56,6 +58,7 @@ def read_catalog(session: Session, include: Sequence[str] = ("*",),
         file = f"checks_{flavor.name}" if name == "checks" else name
         rows[name] = session.query_dicts(query_text(file), (database,))
     rows["show_create"] = _show_create_rows(session, rows["tables"], include, exclude)
+    rows["partition_create"] = _partition_create_rows(session, rows["partitions"])
     return rows
 
 
@@ -75,6 +78,14 @@ def _show_create_rows(session: Session, tables: Rows, include: Sequence[str],
         if found:
             out.append({"TABLE_NAME": table, "CREATE": found[0][1]})
     return out
+
+
+def _partition_create_rows(session: Session, partitions: Rows) -> Rows:
+    """SHOW CREATE TABLE of partitioned tables: the catalog loses LIST DEFAULT partitions
+    and is checked against the server's own clause (see `partitions.check_clause`)."""
+    names = sorted({fl.text(fl.get(r, "TABLE_NAME")) or "" for r in partitions})
+    return [{"TABLE_NAME": n, "CREATE": session.query(f"SHOW CREATE TABLE {quote(n)}")[0][1]}
+            for n in names if not is_work_table(n)]
 
 
 def build_schema(database: str, flavor: Flavor | str, version: tuple[int, int, int],
@@ -129,6 +140,8 @@ def _tables(database: str, flavor: Flavor, rows: Mapping[str, Rows],
     fks = _group(rows.get("foreign_keys", []), names)
     checks = _group(rows.get("checks", []), names)
     creates = {r["TABLE_NAME"]: r["CREATE"] for r in rows.get("show_create", [])}
+    partitions = _group(rows.get("partitions", []), names)
+    part_creates = {r["TABLE_NAME"]: r["CREATE"] for r in rows.get("partition_create", [])}
     out = {}
     for row in rows.get("tables", []):
         name = fl.text(fl.get(row, "TABLE_NAME")) or ""
@@ -145,6 +158,9 @@ def _tables(database: str, flavor: Flavor, rows: Mapping[str, Rows],
         using = fl.index_using(creates.get(name, ""))
         out[name] = _table(database, flavor, row, cols, indexes.get(name, []),
                            fks.get(name, []), table_checks, using)
+        if name in partitions or out[name].partitioned:
+            out[name] = _with_partitioning(out[name], partitions.get(name, []),
+                                           part_creates.get(name))
     return out
 
 
@@ -174,6 +190,15 @@ def _table(database: str, flavor: Flavor, row: Mapping[str, Any], cols: list[Any
         collation=collation, comment=fl.text(fl.get(row, "TABLE_COMMENT")) or "",
         options=fl.parse_create_options(raw_options),
         partitioned="partitioned" in raw_options.lower())
+
+
+def _with_partitioning(table: Table, rows: list[Any], create_sql: str | None) -> Table:
+    from dataclasses import replace
+    model, unsupported = partitioning_from_rows(rows, create_sql)
+    if model is None and not unsupported:
+        unsupported = ("not supported: partitioning that information_schema.PARTITIONS "
+                       "does not describe",)
+    return replace(table, partitioning=model, unsupported=table.unsupported + unsupported)
 
 
 def _views(database: str, rows: Rows) -> list[View]:

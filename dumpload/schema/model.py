@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from dumpload.flavor import Flavor
+from dumpload.schema.partitions import Partitioning
 from dumpload.sqltext import quote
 
 
@@ -166,6 +167,10 @@ class Table:
     comment: str = ""
     options: tuple[tuple[str, str], ...] = ()   # explicit CREATE_OPTIONS, sorted
     partitioned: bool = False
+    partitioning: Partitioning | None = None
+    # Clauses the model cannot represent ("not supported: ..."): the table's changes are
+    # refused rather than planned without them.
+    unsupported: tuple[str, ...] = ()
 
     def column(self, name: str) -> Column | None:
         return next((c for c in self.columns if c.name == name), None)
@@ -191,8 +196,9 @@ class Table:
         body += [f.definition() for f in self.foreign_keys]
         body += [c.definition() for c in self.checks]
         inner = ",\n  ".join(body)
-        return (f"CREATE TABLE {quote(name or self.name)} (\n  {inner}\n) "
+        text = (f"CREATE TABLE {quote(name or self.name)} (\n  {inner}\n) "
                 + " ".join(self.options_sql()))
+        return text + ("\n" + self.partitioning.clause() if self.partitioning else "")
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,9 @@ class Plan:
     allow_unsafe: bool = False
     keep_definer: bool = False
     warnings: tuple[str, ...] = field(default=())
+    # Tables with a clause the model cannot represent ("table: not supported: ..."): the
+    # plan is refused (exit 5) whatever the flags, never applied without the clause.
+    refused: tuple[str, ...] = ()
     preflight: Any = None      # schema.preflight.Preflight once checked against the target
 
     def refusals(self) -> list[str]:
@@ -98,7 +101,7 @@ class Plan:
 
     @property
     def is_empty(self) -> bool:
-        return not self.differences and not self.steps
+        return not self.differences and not self.steps and not self.refused
 
     @property
     def tables(self) -> tuple[str, ...]:
@@ -117,4 +120,5 @@ class Plan:
             "dropped_tables": list(self.dropped_tables),
             "warnings": list(self.warnings),
             "preflight": self.preflight.to_dict() if self.preflight else None,
+            "refused": list(self.refused),
         }
