@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import secrets
 import time
 from collections.abc import Iterable
@@ -36,6 +37,7 @@ from dumpload.schema.plan import APPLY_SQL_MODE, Change, Plan, Step
 from dumpload.sqltext import quote
 
 log = logging.getLogger(__name__)
+_REFERENCES = re.compile(r"REFERENCES `((?:[^`]|``)+)` \(")
 
 SCRATCH_PREFIX = "_dl_rehearsal_"
 ALTER_PHASES = ("drop_constraint", "alter_table", "add_foreign_key")
@@ -204,6 +206,16 @@ def affected_tables(plan: Plan, target: Schema) -> list[str]:
     return sorted(out)
 
 
+def referenced_outside(plan: Plan, target: Schema) -> list[str]:
+    """Tables outside the selection that the plan's FOREIGN KEYs reference: copied too, so
+    the server checks the referenced columns as it will on the target."""
+    names = set()
+    for step in plan.steps:
+        for sql in step.all_sql:
+            names |= {m.replace("``", "`") for m in _REFERENCES.findall(sql)}
+    return sorted(n for n in names if n not in target.tables)
+
+
 def rehearse(session: Session, plan: Plan, target: Schema) -> tuple[dict[str, tuple[str, str]],
                                                                      str | None, list[str]]:
     """Run the plan's table statements on empty copies in a scratch schema.
@@ -221,10 +233,13 @@ def rehearse(session: Session, plan: Plan, target: Schema) -> tuple[dict[str, tu
         return probes, None, [f"everything: cannot create a scratch schema ({exc.args[-1]})"]
     try:
         session.execute(f"SET SESSION foreign_key_checks=0, sql_mode='{APPLY_SQL_MODE}'")
-        for table in affected_tables(plan, target):
-            ddl = session.query(f"SHOW CREATE TABLE {quote(database)}.{quote(table)}")[0][1]
+        for table in affected_tables(plan, target) + referenced_outside(plan, target):
+            try:
+                ddl = session.query(f"SHOW CREATE TABLE {quote(database)}.{quote(table)}")
+            except pymysql.err.ProgrammingError:   # 1146: not on the target: nothing to copy
+                continue
             session.execute(f"USE {quote(scratch)}")
-            session.execute(ddl)
+            session.execute(ddl[0][1])
             session.execute(f"USE {quote(database)}")
         session.execute(f"USE {quote(scratch)}")
         error = _rehearse_steps(session, plan, probes)
