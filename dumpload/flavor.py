@@ -80,6 +80,11 @@ class Flavor:
         return self.is_mysql
 
     @property
+    def check_names_per_table(self) -> bool:
+        """MariaDB scopes CHECK constraint names to their table; MySQL to the schema."""
+        return self.is_mariadb
+
+    @property
     def column_checks_inline(self) -> bool:
         """MariaDB keeps column-level CHECKs with the column (LEVEL = Column)."""
         return self.is_mariadb

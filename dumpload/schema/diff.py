@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
+from dumpload.flavor import Flavor
 from dumpload.schema import flavor as fl
+from dumpload.schema import safety
 from dumpload.schema.model import (
     Column,
     ForeignKey,
@@ -31,7 +33,7 @@ from dumpload.sqltext import quote
 
 @dataclass
 class _Builder:
-    flavor: str
+    flavor: Flavor
     steps: list[Step] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
     differences: list[Difference] = field(default_factory=list)
@@ -69,10 +71,8 @@ def diff(source: Schema, target: Schema, *, allow_unsafe: bool = False,
         b.differ(tn, "foreign key", fk.name, "re-created" if fits else "no longer fits",
                  None, fk.definition())
         b.step("drop_constraint", tn, f"ALTER TABLE {quote(tn)} DROP FOREIGN KEY {quote(fk.name)}",
-               [("drop_foreign_key", fk.name, fits, f"re-created around a change of "
-                 f"{fk.ref_table}" if fits else f"{tn} is outside the selection and its "
-                 f"columns no longer match the new type of {fk.ref_table}: the foreign key "
-                 "is dropped")])
+               [("drop_foreign_key", fk.name, *safety.outside_fk_safety(tn, fk.ref_table,
+                                                                          fits))])
         b.dropped_fks.add((tn, fk.name))
     for name in _dependency_order(source, [n for n in source.tables if n not in target.tables]):
         if not _refuse_unsupported(b, source.tables[name], None):
@@ -162,7 +162,7 @@ def _drop_table(b: _Builder, table: Table) -> None:
                f"ALTER TABLE {quote(table.name)} DROP FOREIGN KEY {quote(fk.name)}",
                [("drop_foreign_key", fk.name, True, "its table is dropped")])
     b.step("drop_table", table.name, f"DROP TABLE {quote(table.name)}",
-           [("drop_table", table.name, False, "table only in target: dropping loses its rows")])
+           [("drop_table", table.name, *safety.drop_table_safety(table))])
 
 
 def _refk_for_modified_parents(source: Schema, target: Schema) -> dict[str, set[str]]:
@@ -385,11 +385,7 @@ def _diff_columns(b: _Builder, s: Table, t: Table, recreated: set[str], clauses:
                 continue
             b.differ(t.name, "column", col.name, "only in target", None,
                      col.definition(b.flavor))
-            safe = col.generated is not None
-            items.append(("drop_column", col.name, safe,
-                          "drop generated column" if safe else
-                          "column only in target: dropping loses its values "
-                          "(a rename looks like this too)"))
+            items.append(("drop_column", col.name, *safety.drop_column_safety(col)))
     moved = _columns_to_move(s, t, recreated)
     for i, col in enumerate(s.columns):
         position = " FIRST" if i == 0 else f" AFTER {quote(s.columns[i - 1].name)}"
@@ -411,15 +407,7 @@ def _column_added(b: _Builder, s: Table, t: Table, col: Column, old: Column | No
         return
     b.differ(s.name, "column", col.name, "differs", col.definition(b.flavor),
              old.definition(b.flavor))
-    if old.generated is None:  # a stored column becomes generated: its values are replaced
-        items.append(("recreate_column", col.name, False,
-                      "stored column becomes generated: its current values are lost"))
-    elif col.generated is None:
-        items.append(("recreate_column", col.name, False,
-                      "generated column becomes stored: computed values are not kept"))
-    else:
-        items.append(("recreate_column", col.name, True,
-                      "generated column re-created (values are computed)"))
+    items.append(("recreate_column", col.name, *safety.recreate_column_safety(old, col)))
 
 
 def _column_modified(b: _Builder, s: Table, col: Column, old: Column, moved: bool,
@@ -467,9 +455,8 @@ def _diff_options(b: _Builder, s: Table, t: Table, clauses: list[str],
     if (s.engine or "").lower() != (t.engine or "").lower() and s.engine:
         b.differ(s.name, "option", "ENGINE", "differs", s.engine, t.engine)
         clauses.append(f"ENGINE={s.engine}")
-        items.append(("table_option", "ENGINE", False,
-                      f"engine change {t.engine} → {s.engine} rebuilds the table and may drop "
-                      "features (foreign keys, transactions, fulltext)"))
+        items.append(("table_option", "ENGINE", *safety.engine_change_safety(t.engine,
+                                                                              s.engine)))
     if s.collation and s.collation != t.collation:
         b.differ(s.name, "option", "COLLATE", "differs", s.collation, t.collation)
         clauses.append(f"DEFAULT CHARSET={s.charset} COLLATE={s.collation}")
@@ -614,7 +601,7 @@ def shadow_name(name: str, tag: str) -> str:
     return f"_dl_{tag}_{name}"[:64]
 
 
-def rebuild_statements(s: Table, target: Schema, flavor: str,
+def rebuild_statements(s: Table, target: Schema, flavor: Flavor | str,
                        dropped_fks: set[tuple[str, str]], kept_triggers: list) -> tuple[str, ...]:
     """Shadow copy + atomic rename, keeping every row of the columns both versions share.
 
@@ -624,7 +611,10 @@ def rebuild_statements(s: Table, target: Schema, flavor: str,
     """
     t = target.tables[s.name]
     new, old = shadow_name(s.name, "new"), shadow_name(s.name, "old")
-    shadow = replace(s, foreign_keys=(), checks=s.checks if flavor == "mariadb" else ())
+    flavor = Flavor.of(flavor)
+    # MySQL's CHECK names are unique per schema: the shadow gets them after the swap.
+    per_table = flavor.check_names_per_table
+    shadow = replace(s, foreign_keys=(), checks=s.checks if per_table else ())
     shared = [c.name for c in s.columns
               if c.generated is None and (tc := t.column(c.name)) is not None
               and tc.generated is None]
@@ -640,7 +630,7 @@ def rebuild_statements(s: Table, target: Schema, flavor: str,
             f"DROP TABLE {quote(old)}"]
     own = [f"ADD {fk.definition()}" for fk in t.foreign_keys
            if (s.name, fk.name) not in dropped_fks]
-    if flavor != "mariadb":
+    if not per_table:
         own += [f"ADD {c.definition()}" for c in s.checks]
     if own:
         out.append(f"ALTER TABLE {quote(s.name)} " + ", ".join(own))

@@ -45,7 +45,7 @@ def load_schema(session: Session, include: Sequence[str] = ("*",),
 
 
 def session_flavor(session: Session) -> Flavor:
-    return Flavor.of(session.server.flavor, session.server.version)
+    return session.server.kind
 
 
 def read_catalog(session: Session, include: Sequence[str] = ("*",),

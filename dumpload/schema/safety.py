@@ -1,5 +1,10 @@
-"""Is a column change safe? Widening keeps every value; narrowing, dropping ENUM/SET values,
-charset changes and changes across type families may lose data. Pure."""
+"""Every safety verdict of the structure plan, in one place: (safe, reason) per change.
+
+Widening keeps every value; narrowing, dropping ENUM/SET values, charset changes that may
+lose characters or overflow byte limits, and changes across type families may lose data.
+Dropping a table or a stored column, turning a stored column into a generated one (or
+back), changing the engine and dropping a foreign key that cannot be re-created lose data
+or behaviour. `diff` asks here; it decides nothing about safety itself. Pure."""
 
 from __future__ import annotations
 
@@ -218,3 +223,43 @@ def column_change_safety(old: Column, new: Column,
     if not old.nullable and new.nullable:
         reasons.append("NOT NULL → NULL")
     return safe, "; ".join(reasons) or "column definition changed"
+
+
+Verdict = tuple[bool, str]
+
+
+def drop_table_safety(table: Table) -> Verdict:
+    return False, "table only in target: dropping loses its rows"
+
+
+def drop_column_safety(col: Column) -> Verdict:
+    if col.generated is not None:
+        return True, "drop generated column"
+    return False, ("column only in target: dropping loses its values (a rename looks like "
+                   "this too)")
+
+
+def recreate_column_safety(old: Column, new: Column) -> Verdict:
+    """A column dropped and added again (a generated column's definition changes)."""
+    if old.generated is None:
+        return False, "stored column becomes generated: its current values are lost"
+    if new.generated is None:
+        return False, "generated column becomes stored: computed values are not kept"
+    return True, "generated column re-created (values are computed)"
+
+
+def engine_change_safety(old: str | None, new: str | None) -> Verdict:
+    return False, (f"engine change {old} → {new} rebuilds the table and may drop features "
+                   "(foreign keys, transactions, fulltext)")
+
+
+def outside_fk_safety(child: str, parent: str, fits: bool) -> Verdict:
+    """A FK of a table outside the selection, dropped around a change of its parent."""
+    if fits:
+        return True, f"re-created around a change of {parent}"
+    return False, (f"{child} is outside the selection and its columns no longer match the new "
+                   f"type of {parent}: the foreign key is dropped")
+
+
+def drop_partition_safety(why: str) -> Verdict:
+    return False, f"dropping a partition deletes its rows ({why})"
