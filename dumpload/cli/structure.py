@@ -70,7 +70,9 @@ def analyze(ctx: click.Context, app: App, from_env: str | None, to_env: str | No
     """
     app.start("analyze", json_mode=as_json)
     source, target = resolve_envs(app, from_env, to_env)
-    plan = _plan(app, source, target, tables, False, keep_definer, preflight=True)
+    # No preflight: its row checks scan the target's tables, and analyze stays a cheap
+    # read of the catalogs (structure/sync --dry-run show the preflight).
+    plan = _plan(app, source, target, tables, False, keep_definer)
     log.info("analyze %s → %s: %d differences, %d statements", source.name, target.name,
              len(plan.differences), len(plan.statements))
     if as_json:

@@ -25,7 +25,11 @@ from dumpload.errors import StructureError
 from dumpload.schema.diff import diff
 from dumpload.schema.inspect import load_schema
 from dumpload.schema.plan import APPLY_SQL_MODE, Plan, Step
-from dumpload.schema.preflight import DEFAULT_LARGE_TABLE_BYTES, run_preflight
+from dumpload.schema.preflight import (
+    DEFAULT_LARGE_TABLE_BYTES,
+    ONLINE_SUFFIX,
+    run_preflight,
+)
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +109,9 @@ def apply_plan(session: Session, plan: Plan,
                 try:
                     _execute(session, step, sql)
                 except StructureError as exc:
-                    if not (step.fallback and getattr(exc, "code", None) in REBUILD_ERRORS):
+                    # An ALTER asked to run online is never replaced by a locking rebuild.
+                    if not (step.fallback and getattr(exc, "code", None) in REBUILD_ERRORS) \
+                            or sql.endswith(ONLINE_SUFFIX):
                         raise
                     _rebuild(session, step, exc, on_statement)
     finally:
@@ -156,5 +162,8 @@ def _hint(code: object) -> str:
         return "existing rows hold duplicates for the new unique key; remove them, then rerun"
     if code in (1142, 1044, 1227):
         return "the target account lacks a privilege needed for this change"
+    if code in (1845, 1846):
+        return ("the server cannot run this ALTER without blocking writes on this table; run "
+                "it in a quiet window (the rehearsal had found an online way: please report)")
     return ("fix the cause above and rerun; the statements before this one were applied "
             "(the preflight did not foresee this failure: please report it)")

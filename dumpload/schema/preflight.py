@@ -45,6 +45,7 @@ ALTER_PHASES = ("drop_constraint", "alter_table", "add_foreign_key")
 UNSUPPORTED = {1845, 1846}
 REBUILD_ERRORS = {1553, 1832, 1833, 1845, 1846, 1901, 1904, 1906, 3106, 3108}
 DEFAULT_LARGE_TABLE_BYTES = 256 * 1024 * 1024
+ONLINE_SUFFIX = ", ALGORITHM=INPLACE, LOCK=NONE"
 LENIENT_SQL_MODE = "NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION"
 
 
@@ -387,7 +388,7 @@ def with_online_alters(plan: Plan, costs: tuple[Cost, ...]) -> tuple[Plan, tuple
     online = {c.sql for c in costs if c.large and c.algorithm == "INPLACE" and c.lock == "NONE"}
     if not online:
         return plan, costs
-    suffix = ", ALGORITHM=INPLACE, LOCK=NONE"
+    suffix = ONLINE_SUFFIX
     steps = [replace(s, sql=s.sql + suffix) if s.sql in online and not s.statements else s
              for s in plan.steps]
     costs = tuple(replace(c, sql=c.sql + suffix) if c.sql in online else c for c in costs)
