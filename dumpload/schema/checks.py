@@ -33,6 +33,9 @@ class DataCheck:
     what: str                  # for people: what would not fit
     count_sql: str             # SELECT giving one number: the rows that do not fit
     fix_sql: str | None = None  # UPDATE making them fit (lossy), where allowed
+    # Set for a change across type families (text → number, ...): the rows are counted by
+    # the server itself, converting the column into a scratch table of this definition.
+    convert_to: str | None = None
 
 
 def data_checks(source: Schema, target: Schema, skip_orphans: frozenset[str] = frozenset()
@@ -65,8 +68,36 @@ def _column_checks(t: Table, old: Column, new: Column) -> list[DataCheck]:
             f"SELECT COUNT(*) FROM {table} WHERE {c} IS NULL",
             f"UPDATE {table} SET {c} = {fill} WHERE {c} IS NULL" if fill else None))
     out += [x for x in (_length_check(t, old, new), _range_check(t, old, new),
-                        _enum_check(t, old, new), _charset_check(t, old, new)) if x]
+                        _enum_check(t, old, new), _charset_check(t, old, new),
+                        _family_check(t, old, new)) if x]
     return out
+
+
+_FAMILIES = {
+    "numeric": (*_INT_RANGE, "decimal", "numeric", "float", "double", "real", "bit", "year"),
+    "string": ("char", "varchar", "tinytext", "text", "mediumtext", "longtext"),
+    "binary": ("binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"),
+    "temporal": ("date", "datetime", "timestamp", "time"),
+}
+
+
+def family(ctype: str) -> str:
+    base = _parse(ctype)[0]
+    return next((name for name, members in _FAMILIES.items() if base in members), base)
+
+
+def _family_check(t: Table, old: Column, new: Column) -> DataCheck | None:
+    """Text → number, text → date, number → enum, ...: only the server knows which values
+    convert, so it converts them (see `preflight`); strict DDL would fail on the first."""
+    fo, fn = family(old.type), family(new.type)
+    if fo == fn or fn in ("string", "binary") or (fo, fn) == ("temporal", "numeric"):
+        return None
+    definition = new.type + (f" CHARACTER SET {new.charset} COLLATE {new.collation}"
+                             if new.charset and new.type != "json" else "") + " NULL"
+    return DataCheck(t.name, new.name, "conversion",
+                     f"values that do not convert to {new.type}",
+                     f"SELECT {quote(new.name)} FROM {quote(t.name)} "
+                     f"WHERE {quote(new.name)} IS NOT NULL", convert_to=definition)
 
 
 def fill_value(col: Column) -> str | None:

@@ -156,11 +156,32 @@ def run_checks(session: Session, source: Schema, target: Schema,
 
 def _count(session: Session, check: DataCheck) -> Verdict:
     try:
-        rows = int(session.scalar(check.count_sql) or 0)
+        rows = _converted_badly(session, check) if check.convert_to else \
+            int(session.scalar(check.count_sql) or 0)
     except pymysql.err.MySQLError as exc:  # a check the server cannot run: the rehearsal and
         log.warning("preflight check on %s skipped: %s", check.table, exc)   # strict DDL
         rows = 0                                                            # still guard
     return Verdict(check.table, check.column, check.check, check.what, rows, check.fix_sql)
+
+
+def _converted_badly(session: Session, check: DataCheck) -> int:
+    """Rows whose value the server cannot convert to `check.convert_to`: the column is
+    copied with INSERT IGNORE into a scratch table of the new type, one warning per value
+    that had to be changed."""
+    scratch = SCRATCH_PREFIX + "conv_" + secrets.token_hex(4)
+    try:
+        session.execute(f"CREATE DATABASE {quote(scratch)}")
+        session.execute(f"CREATE TABLE {quote(scratch)}.v (v {check.convert_to})")
+        saved = session.scalar("SELECT @@SESSION.sql_mode")
+        session.execute(f"SET SESSION sql_mode = '{APPLY_SQL_MODE}'")
+        try:
+            session.execute(f"INSERT IGNORE INTO {quote(scratch)}.v {check.count_sql}")
+            return int(session.scalar("SELECT @@warning_count") or 0)
+        finally:
+            session.execute("SET SESSION sql_mode = %s", (saved,))
+    finally:
+        with contextlib.suppress(pymysql.err.MySQLError):
+            session.execute(f"DROP DATABASE IF EXISTS {quote(scratch)}")
 
 
 def with_conversions(plan: Plan, verdicts: Iterable[Verdict]) -> Plan:
