@@ -27,8 +27,9 @@ _DB_TYPES: dict[str, type | tuple[type, ...]] = {
     "host": str, "port": int, "user": str, "password": str, "password_env": str,
     "password_file": str, "option_file": str, "database": str, "socket": str,
     "charset": str, "ssl_ca": str, "ssl_cert": str, "ssl_key": str,
-    "ssl_verify_identity": bool,
+    "ssl_verify_identity": bool, "compress": str,
 }
+COMPRESS_MODES = ("auto", "on", "off")  # protocol compression of the native clients
 _PASSWORD_SOURCES = ("password", "password_env", "password_file", "option_file")
 _REPLICATION_TYPES: dict[str, type | tuple[type, ...]] = {
     "source": str, "target": str, "structure_tables": list, "data_tables": list,
@@ -62,6 +63,7 @@ class DatabaseConfig:
     ssl_cert: Path | None = None
     ssl_key: Path | None = None
     ssl_verify_identity: bool = False
+    compress: str = "auto"  # "auto" (on unless loopback/socket), "on", "off"
 
     @property
     def tls(self) -> bool:
@@ -254,6 +256,10 @@ def _parse_database(path: Path, base: Path, name: str, raw: dict[str, Any]) -> D
         raise ConfigError(f"{path}: missing required key '{prefix}host' (or '{prefix}socket')")
     if "port" in raw and not 0 < raw["port"] < 65536:
         raise ConfigError(f"{path}: '{prefix}port' must be between 1 and 65535, got {raw['port']}")
+    if raw.get("compress", "auto") not in COMPRESS_MODES:
+        raise ConfigError(f"{path}: '{prefix}compress' must be one of "
+                          f"{', '.join(COMPRESS_MODES)}, got {raw['compress']!r}",
+                          hint=_suggest(str(raw["compress"]), COMPRESS_MODES))
     paths = {k: _resolve_path(base, raw[k]) for k in
              ("option_file", "ssl_ca", "ssl_cert", "ssl_key", "password_file") if k in raw}
     for key in ("ssl_ca", "ssl_cert", "ssl_key"):
@@ -270,7 +276,8 @@ def _parse_database(path: Path, base: Path, name: str, raw: dict[str, Any]) -> D
         socket=raw.get("socket", options.get("socket")), charset=raw.get("charset", "utf8mb4"),
         option_file=paths.get("option_file"), ssl_ca=paths.get("ssl_ca"),
         ssl_cert=paths.get("ssl_cert"), ssl_key=paths.get("ssl_key"),
-        ssl_verify_identity=raw.get("ssl_verify_identity", False))
+        ssl_verify_identity=raw.get("ssl_verify_identity", False),
+        compress=raw.get("compress", "auto"))
 
 
 def _resolve_path(base: Path, value: str) -> Path:

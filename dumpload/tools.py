@@ -34,23 +34,31 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import ipaddress
 import logging
 import os
 import re
 import shutil
+import socket as socketlib
+import stat
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import sh
 
 from dumpload.config import DatabaseConfig
-from dumpload.errors import ToolError
+from dumpload.errors import ConfigError, ToolError
+from dumpload.sqltext import elide_message
+
+if TYPE_CHECKING:
+    from dumpload.db import ServerInfo
 
 log = logging.getLogger(__name__)
 
@@ -217,23 +225,58 @@ def defaults_file(db: DatabaseConfig, binary: Binary) -> Iterator[ClientDefaults
 CRED_DIR_PREFIX = "dumpload-cred-"
 
 
-def sweep_stale_credentials(folders: Sequence[Path] = ()) -> list[Path]:
+STALE_AFTER = 3600  # seconds; see sweep_stale_credentials
+
+
+def sweep_stale_credentials(folders: Sequence[Path] = (), *,
+                            min_age: float = STALE_AFTER) -> list[Path]:
     """Remove `dumpload-cred-*` folders of this user that versions before in-memory
     credentials left in the temp dir when killed: each holds a password in plain text.
-    Returns the folders removed."""
+
+    An older dumpload running at this moment still needs its folder, and nothing shows
+    which process owns one, so only folders untouched for `min_age` seconds and named in
+    no live process's command line are removed (an old version's folder lives as long as
+    one copy, backup or restore). Returns the folders removed.
+    """
     roots = list(folders) or list(dict.fromkeys([Path(tempfile.gettempdir()), Path("/tmp")]))
-    removed = []
+    candidates = []
     for root in roots:
         with contextlib.suppress(OSError):
-            for folder in root.glob(CRED_DIR_PREFIX + "*"):
-                with contextlib.suppress(OSError):
-                    if folder.is_dir() and not folder.is_symlink() \
-                            and folder.lstat().st_uid == os.getuid():
-                        shutil.rmtree(folder)
-                        removed.append(folder)
-    for folder in removed:
-        log.warning("removed %s: a credentials folder left by an older dumpload", folder)
+            candidates += [f for f in root.glob(CRED_DIR_PREFIX + "*") if _stale(f, min_age)]
+    if not candidates:
+        return []
+    in_use = _command_lines()
+    removed = []
+    for folder in candidates:
+        if str(folder).encode() in in_use:
+            continue
+        with contextlib.suppress(OSError):
+            shutil.rmtree(folder)
+            removed.append(folder)
+            log.warning("removed %s: a credentials folder left by an older dumpload", folder)
     return removed
+
+
+def _stale(folder: Path, min_age: float) -> bool:
+    try:
+        st = folder.lstat()
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+            return False
+        newest = max([st.st_mtime, *(c.lstat().st_mtime for c in folder.iterdir())])
+    except OSError:
+        return False
+    return time.time() - newest >= min_age
+
+
+def _command_lines() -> bytes:
+    """Every live process's command line, joined (Linux /proc; empty elsewhere)."""
+    out = []
+    with contextlib.suppress(OSError):
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError):
+                    out.append((entry / "cmdline").read_bytes())
+    return b"\n".join(out)
 
 
 def _defaults_text(db: DatabaseConfig, binary: Binary) -> str:
@@ -275,6 +318,15 @@ def base_argv(binary: Binary, defaults: ClientDefaults) -> list[str]:
     return [binary.path, defaults.option]
 
 
+def binlog_position_args(binary: Binary) -> list[str]:
+    """Options that write the snapshot's binlog coordinates as comments in the dump."""
+    if binary.is_mariadb:
+        return ["--master-data=2", "--gtid"]
+    match = re.match(r"(\d+)\.(\d+)\.(\d+)", binary.short_version)
+    version = tuple(int(x) for x in match.groups()) if match else (0, 0, 0)
+    return ["--source-data=2" if version >= (8, 0, 26) else "--master-data=2"]
+
+
 def dump_names(database: str, *tables: str) -> list[str]:
     """The dump tool's trailing argv words: `--`, then the database and table names, which
     the tool then never reads as options, whatever they spell."""
@@ -312,8 +364,9 @@ def run(argv: Sequence[str], *, stdin: bytes | str | None = None, timeout: float
 
 
 def _tail(stderr: bytes | str) -> str:
+    """The end of a tool's stderr, with any row value or statement it echoes elided."""
     text = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else stderr
-    return text.strip()[-STDERR_KEEP:]
+    return elide_message(text.strip()[-STDERR_KEEP:])
 
 
 def widen_pipe(fd: int, size: int = 1 << 20) -> None:
@@ -391,3 +444,140 @@ class Process:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# ---------------------------------------------------------------- wire compression
+# Which protocol compression a native client uses against a server is decided here, and
+# only here, from literal version strings (and the server's handshake flags when known):
+#   - MariaDB clients and servers speak zlib only (`--compress`);
+#   - MySQL 8.0.18+ clients and servers also speak zstd (`--compression-algorithms=zstd
+#     --zstd-compression-level=N`); their zlib is `--compression-algorithms=zlib`;
+#   - older MySQL clients and servers speak zlib (`--compress`).
+# PyMySQL has no protocol compression at all: its sessions (catalog queries, checksums,
+# control statements: no rows) always go uncompressed.
+CLIENT_COMPRESS = 1 << 5           # handshake flag: the server accepts zlib
+CLIENT_ZSTD = 1 << 26              # handshake flag: the server accepts zstd (MySQL 8.0.18+)
+ZSTD_SINCE = (8, 0, 18)
+WIRE_ZSTD_LEVEL = 3                # ~300 MB/s per core: faster than any link worth compressing
+
+
+@dataclass(frozen=True)
+class WireCompression:
+    """What one client uses on the wire to one server: the options and why."""
+
+    algorithm: str | None          # "zstd", "zlib", or None (uncompressed)
+    args: tuple[str, ...]
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.algorithm or 'uncompressed'} ({self.reason})"
+
+
+def _version_numbers(text: str) -> tuple[int, ...]:
+    match = re.search(r"(\d+)\.(\d+)\.(\d+)", text)
+    return tuple(int(x) for x in match.groups()) if match else (0, 0, 0)
+
+
+def client_algorithms(version_line: str) -> tuple[str, ...]:
+    """What a client binary can compress with, from its `--version` line (pure).
+
+    `mariadb  Ver 15.1 Distrib 10.11.19-MariaDB, ...` → ("zlib",);
+    `mysql  Ver 8.0.36 for Linux ...` → ("zstd", "zlib"); `mysql  Ver 14.14 Distrib 5.7.44`
+    → ("zlib",).
+    """
+    if "mariadb" in version_line.lower():
+        return ("zlib",)
+    distrib = re.search(r"Distrib (\d+\.\d+\.\d+)", version_line)
+    numbers = _version_numbers(distrib.group(1) if distrib else version_line)
+    return ("zstd", "zlib") if numbers >= ZSTD_SINCE else ("zlib",)
+
+
+def server_algorithms(version: str, capabilities: int | None = None) -> tuple[str, ...]:
+    """What a server accepts, from `SELECT VERSION()` and, when known, its handshake flags
+    (a MySQL server whose `protocol_compression_algorithms` leaves one out does not offer
+    it; a server built without zlib offers nothing) (pure)."""
+    if "mariadb" in version.lower():
+        known: tuple[str, ...] = ("zlib",)
+    else:
+        known = ("zstd", "zlib") if _version_numbers(version) >= ZSTD_SINCE else ("zlib",)
+    if capabilities is None:
+        return known
+    flags = {"zstd": CLIENT_ZSTD, "zlib": CLIENT_COMPRESS}
+    return tuple(a for a in known if capabilities & flags[a])
+
+
+def choose_compression(mode: str, local: bool, client_version: str, server_version: str,
+                       capabilities: int | None = None, *,
+                       key: str = "compress") -> WireCompression:
+    """The compression a client (its `--version` line) uses to a server (pure).
+
+    `auto` compresses unless the server is local (loopback or socket), `on` always, `off`
+    never. The best algorithm both sides know is used: zstd, else zlib (the fallback for
+    every MariaDB side and older MySQL). When they share none, `auto` goes uncompressed
+    (the reason is logged) and `on` is refused with a `ConfigError` naming `key`, raised
+    by the caller before any client runs or anything is written.
+    """
+    if mode == "off":
+        return WireCompression(None, (), f"{key} is off")
+    if mode == "auto" and local:
+        return WireCompression(None, (), "auto: the server is on loopback or a socket")
+    client = client_algorithms(client_version)
+    server = server_algorithms(server_version, capabilities)
+    shared = [a for a in ("zstd", "zlib") if a in client and a in server]
+    if not shared:
+        why = (f"the client accepts {'/'.join(client)} and the server ({server_version}) "
+               f"{'/'.join(server) or 'no compression'}")
+        if mode == "on":
+            raise ConfigError(f"{key} is 'on' but no compression is possible: {why}",
+                              hint=f"set {key} to \"auto\" or \"off\", or enable zlib/zstd "
+                              "in the server's protocol_compression_algorithms")
+        return WireCompression(None, (), f"auto: {why}")
+    algorithm = shared[0]
+    fallback = "" if algorithm == "zstd" or "zstd" not in client else \
+        "; zstd needs MySQL 8.0.18+ on both sides"
+    new_style = "zstd" in client  # MySQL 8.0.18+ deprecates --compress
+    if algorithm == "zstd":
+        args: tuple[str, ...] = ("--compression-algorithms=zstd",
+                                 f"--zstd-compression-level={WIRE_ZSTD_LEVEL}")
+    elif new_style:
+        args = ("--compression-algorithms=zlib",)
+    else:
+        args = ("--compress",)
+    return WireCompression(algorithm, args, f"{key} is {mode}{fallback}")
+
+
+def is_local(host: str, socket_path: str | None) -> bool:
+    """A socket, `localhost`, or a host name/address that resolves only to loopback."""
+    if socket_path or host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socketlib.getaddrinfo(host, None)
+    except OSError:
+        return False  # unresolvable here: the client will say so; assume remote
+    return bool(infos) and all(ipaddress.ip_address(i[4][0]).is_loopback for i in infos)
+
+
+_CHOSEN: set[tuple[str, str, str]] = set()
+
+
+def wire_args(db: DatabaseConfig, binary: Binary, server: ServerInfo) -> tuple[str, ...]:
+    """The compression options for `binary` talking to `db`'s server (see `wire_compression`)."""
+    return wire_compression(db, binary, server.version_string, server.capabilities).args
+
+
+def wire_compression(db: DatabaseConfig, binary: Binary, server_version: str,
+                     capabilities: int | None = None) -> WireCompression:
+    """`choose_compression` for one environment, one client binary and its server; the
+    choice is logged once per process."""
+    local = db.compress == "auto" and is_local(db.host, db.socket)
+    choice = choose_compression(db.compress, local, binary.version, server_version,
+                                capabilities, key=f"databases.{db.name}.compress")
+    seen = (db.name, binary.path, server_version)
+    if seen not in _CHOSEN:
+        _CHOSEN.add(seen)
+        log.info("wire compression for %s with %s: %s", db.name, binary.name, choice)
+    return choice

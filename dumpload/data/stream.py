@@ -20,7 +20,7 @@ import logging
 import os
 import subprocess
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -68,11 +68,12 @@ class SourceReader:
     """One source client process holding one snapshot; `stream()` relays a SELECT's rows."""
 
     def __init__(self, binary: Binary, defaults: ClientDefaults, database: str, what: str, *,
-                 raw: bool = True) -> None:
+                 raw: bool = True, wire: Sequence[str] = ()) -> None:
         # raw: the SELECTs escape the values themselves (encode.SERVER); else the client
         # escapes them (encode.CLIENT), and must print binary strings as they are.
+        # wire: protocol compression options (tools.wire_args).
         mode = ["--raw"] if raw else ["--loose-skip-binary-as-hex"]
-        argv = client_argv(binary, defaults, database, *mode, "--quick", "--unbuffered")
+        argv = client_argv(binary, defaults, database, *mode, *wire, "--quick", "--unbuffered")
         self.proc = Process(argv, what=what, stdin=subprocess.PIPE, defaults=defaults)
         self.token = f"__dumpload_end_{uuid.uuid4().hex}__".encode()
         self._fd = self.proc.stdout.fileno()
@@ -131,6 +132,13 @@ class SourceReader:
             raise failure
         return total
 
+    def bytes_sent(self) -> int:
+        """The source server's count of bytes it sent on this connection (`Bytes_sent`):
+        what crossed the wire, compressed or not, protocol framing included."""
+        out = bytearray()
+        self.stream("SHOW SESSION STATUS LIKE 'Bytes_sent'", out.extend)
+        return _status_value(bytes(out), "Bytes_sent")
+
     def close(self) -> None:
         try:
             self.proc.stdin.close()
@@ -169,11 +177,15 @@ class Loader:
     """
 
     def __init__(self, binary: Binary, defaults: ClientDefaults, database: str, load_sql: str,
-                 what: str) -> None:
+                 what: str, *, wire: Sequence[str] = ()) -> None:
+        # The last line is the target server's count of bytes received on this connection:
+        # the load's size on the wire (`wire_bytes`, set by `finish`).
         script = (f"SELECT CONNECTION_ID(); {TARGET_SESSION}; {load_sql}; "
-                  "SELECT ROW_COUNT(), @@warning_count; SHOW WARNINGS LIMIT 5")
-        argv = client_argv(binary, defaults, database, "--local-infile=1", "--unbuffered",
-                           f"--execute={script}")
+                  "SELECT ROW_COUNT(), @@warning_count; SHOW WARNINGS LIMIT 5; "
+                  "SHOW SESSION STATUS LIKE 'Bytes_received'")
+        argv = client_argv(binary, defaults, database, "--local-infile=1", *wire,
+                           "--unbuffered", f"--execute={script}")
+        self.wire_bytes = 0
         self.proc = Process(argv, what=what, stdin=subprocess.PIPE, defaults=defaults)
         self.what = what
         widen_pipe(self.proc.stdin.fileno())
@@ -209,6 +221,8 @@ class Loader:
         except ToolError as exc:
             raise LoadFailed(f"{self.what}: {exc.stderr or exc}", retryable=True) from None
         lines = out.decode("utf-8", "replace").strip().splitlines()
+        if lines and lines[-1].startswith("Bytes_received\t"):
+            self.wire_bytes = _status_value(lines.pop().encode(), "Bytes_received")
         rows, warnings = (int(x) for x in lines[0].split("\t")[:2])
         if warnings:
             detail = "; ".join(" ".join(w.split("\t")[1:]) for w in lines[1:6])
@@ -225,6 +239,15 @@ class Loader:
 
     def close(self) -> None:
         self.proc.close()
+
+
+def _status_value(output: bytes, name: str) -> int:
+    """The number in a `SHOW SESSION STATUS LIKE 'name'` line (`name<TAB>value`)."""
+    for line in output.decode("utf-8", "replace").splitlines():
+        key, _, value = line.partition("\t")
+        if key == name and value.strip().isdigit():
+            return int(value)
+    raise DataError(f"could not read {name} from the server: {output[:200]!r}")
 
 
 def relay_file(path: Path, sink: Callable[[bytes], None]) -> int:

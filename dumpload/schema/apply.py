@@ -126,7 +126,7 @@ def _execute(session: Session, step: Step, sql: str) -> None:
     try:
         if step.sql_mode is not None:
             session.execute("SET SESSION sql_mode=%s", (step.sql_mode,))
-        session.execute(sql)
+        session.execute(_in_context(session, sql, step.context))  # type: ignore[arg-type]
     except pymysql.err.MySQLError as exc:
         code = exc.args[0] if exc.args else "?"
         detail = exc.args[1] if len(exc.args) > 1 else str(exc)
@@ -141,6 +141,35 @@ def _execute(session: Session, step: Step, sql: str) -> None:
         if step.sql_mode is not None:
             with contextlib.suppress(pymysql.err.Error):
                 session.execute(f"SET SESSION sql_mode='{APPLY_SQL_MODE}'")
+        if step.context:
+            with contextlib.suppress(pymysql.err.Error):
+                session.execute("SET NAMES utf8mb4, time_zone = '+00:00'")
+
+
+def _in_context(session: Session, sql: str, context: tuple[tuple[str, str], ...]
+                ) -> str | bytes:
+    """Set the statement's session variables; return the statement encoded in the
+    character_set_client it sets (the server reads the bytes in that charset), or as is
+    when it cannot be encoded there (then the session stays in utf8mb4)."""
+    values = dict(context)
+    charset = values.get("character_set_client")
+    data: str | bytes = sql
+    if charset:
+        try:
+            data = sql.encode(_python_codec(charset))
+        except (LookupError, UnicodeEncodeError):
+            values.pop("character_set_client")
+            values.pop("collation_connection", None)
+    for name, value in values.items():
+        session.execute(f"SET SESSION {name} = %s", (value,))
+    return data
+
+
+def _python_codec(charset: str) -> str:
+    if charset.startswith("utf8"):
+        return "utf-8"
+    from pymysql.charset import charset_by_name
+    return charset_by_name(charset).encoding
 
 
 def _rebuild(session: Session, step: Step, cause: StructureError,

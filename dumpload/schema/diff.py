@@ -27,6 +27,7 @@ from dumpload.schema.model import (
 )
 from dumpload.schema.partitions import partition_columns, plan_partitioning
 from dumpload.schema.plan import APPLY_SQL_MODE, PHASES, Change, Difference, Plan, Step
+from dumpload.schema.routines import plan_objects
 from dumpload.schema.safety import column_change_safety
 from dumpload.sqltext import quote
 
@@ -45,8 +46,8 @@ class _Builder:
     refused: list[str] = field(default_factory=list)
 
     def step(self, phase: str, table: str, sql: str, changes: Iterable[tuple],
-             sql_mode: str | None = None) -> None:
-        self.steps.append(Step(phase, table, sql, sql_mode))
+             sql_mode: str | None = None, context: tuple[tuple[str, str], ...] = ()) -> None:
+        self.steps.append(Step(phase, table, sql, sql_mode, context=context))
         for kind, name, safe, reason in changes:
             self.changes.append(Change(table, kind, name, sql, safe, reason))
 
@@ -87,6 +88,11 @@ def diff(source: Schema, target: Schema, *, allow_unsafe: bool = False,
                [("add_foreign_key", fk.name, True, "re-created as it was")])
     kept_triggers = _diff_triggers(b, source, target, keep_definer)
     _diff_views(b, source, target, keep_definer)
+    for objects in ((source.routines, target.routines), (source.events, target.events)):
+        differences, steps = plan_objects(*objects, keep_definer)
+        b.differences += [Difference(*d) for d in differences]
+        for s in steps:
+            b.step(s.phase, s.name, s.sql, s.items, s.sql_mode, s.context)
     _add_rebuild_fallbacks(b, source, target, kept_triggers)
     b.warnings += [*source.ignored, *target.ignored]
     order = {p: i for i, p in enumerate(PHASES)}

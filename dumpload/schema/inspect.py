@@ -23,13 +23,14 @@ from dumpload.flavor import Flavor
 from dumpload.schema import flavor as fl
 from dumpload.schema.model import Check, Schema, Table, Trigger, View
 from dumpload.schema.partitions import partitioning_from_rows
+from dumpload.schema.routines import events_from_rows, routines_from_rows
 from dumpload.sqltext import quote
 
 log = logging.getLogger(__name__)
 
 Rows = list[dict[str, Any]]
 QUERIES = ("tables", "columns", "indexes", "foreign_keys", "checks", "views", "triggers",
-           "partitions")
+           "partitions", "routines", "parameters", "events")
 
 
 def query_text(name: str) -> str:
@@ -59,6 +60,7 @@ def read_catalog(session: Session, include: Sequence[str] = ("*",),
         rows[name] = session.query_dicts(query_text(file), (database,))
     rows["show_create"] = _show_create_rows(session, rows["tables"], include, exclude)
     rows["partition_create"] = _partition_create_rows(session, rows["partitions"])
+    rows["object_create"] = _object_create_rows(session, rows["routines"], rows["events"])
     return rows
 
 
@@ -88,6 +90,26 @@ def _partition_create_rows(session: Session, partitions: Rows) -> Rows:
             for n in names if not is_work_table(n)]
 
 
+def _object_create_rows(session: Session, routines: Rows, events: Rows) -> Rows:
+    """SHOW CREATE PROCEDURE/FUNCTION/EVENT: the exact text a routine is re-created from.
+
+    Without the privilege to read it the server gives NULL; the model then renders one."""
+    wanted = [(fl.text(fl.get(r, "ROUTINE_TYPE")) or "", fl.text(fl.get(r, "ROUTINE_NAME")))
+              for r in routines] + [("EVENT", fl.text(fl.get(e, "EVENT_NAME"))) for e in events]
+    out = []
+    for kind, name in wanted:
+        kind = kind.upper()
+        try:
+            row = session.query(f"SHOW CREATE {kind} {quote(name or '')}")
+        except pymysql.err.MySQLError as exc:     # e.g. no privilege on another's routine
+            log.warning("cannot read SHOW CREATE %s %s: %s", kind, name, exc)
+            continue
+        text = row[0][3 if kind == "EVENT" else 2] if row else None
+        if text:
+            out.append({"KEY": f"{kind} {name}", "CREATE": fl.text(text)})
+    return out
+
+
 def build_schema(database: str, flavor: Flavor | str, version: tuple[int, int, int],
                  rows: Mapping[str, Rows], include: Sequence[str] = ("*",),
                  exclude: Sequence[str] = ()) -> Schema:
@@ -104,8 +126,19 @@ def build_schema(database: str, flavor: Flavor | str, version: tuple[int, int, i
     views = {v.name: v for v in _views(database, rows.get("views", [])) if v.name in selected}
     triggers = {t.name: t for t in _triggers(rows.get("triggers", [])) if t.table in base}
     inbound = _inbound_fks(database, rows.get("foreign_keys", []), base, set(kinds))
+    creates = {r["KEY"]: r["CREATE"] for r in rows.get("object_create", [])}
+    routines = routines_from_rows(rows.get("routines", []), rows.get("parameters", []), creates)
+    events = events_from_rows(rows.get("events", []), creates)
     return Schema(database, flavor, tuple(version), tables, views, triggers,  # type: ignore
-                  ignored, inbound)
+                  ignored, inbound, _selected(routines, include, exclude),
+                  _selected(events, include, exclude))
+
+
+def _selected(objects: dict[str, Any], include: Sequence[str],
+              exclude: Sequence[str]) -> dict[str, Any]:
+    """Routines and events are selected by name with the same globs as tables."""
+    keep = set(select_tables(sorted({o.name for o in objects.values()}), include, exclude))
+    return {k: o for k, o in objects.items() if o.name in keep}
 
 
 def _inbound_fks(database: str, rows: Rows, selected: set[str],

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from dumpload.flavor import Flavor
 from dumpload.schema.partitions import Partitioning
+from dumpload.schema.routines import Event, Routine
 from dumpload.sqltext import quote
 
 
@@ -257,6 +258,15 @@ class Schema:
     ignored: tuple[str, ...] = ()   # objects seen but not compared (sequences, ...), why
     # FKs of tables outside the selection that reference selected tables: (table, fk).
     inbound: tuple[tuple[str, ForeignKey], ...] = ()
+    routines: dict[str, Routine] = field(default_factory=dict)   # by "PROCEDURE name"
+    events: dict[str, Event] = field(default_factory=dict)       # by "EVENT name"
+
+    def object_counts(self) -> dict[str, int]:
+        """How many of each kind of object the schema holds (`verify` compares these)."""
+        kinds = [r.kind.lower() for r in self.routines.values()]
+        return {"tables": len(self.tables), "views": len(self.views),
+                "triggers": len(self.triggers), "procedures": kinds.count("procedure"),
+                "functions": kinds.count("function"), "events": len(self.events)}
 
     def __post_init__(self) -> None:
         if not isinstance(self.flavor, Flavor) or self.version != (0, 0, 0):

@@ -16,8 +16,9 @@ APPLY_SQL_MODE = "STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION
 
 # Global order of steps. FKs and triggers go first, so no later change trips over them;
 # tables before the constraints and views that need them; views before triggers.
-PHASES = ("drop_trigger", "drop_view", "drop_constraint", "create_table", "alter_table",
-          "rebuild_table", "add_foreign_key", "drop_table", "create_view", "create_trigger")
+PHASES = ("drop_event", "drop_routine", "drop_trigger", "drop_view", "drop_constraint",
+          "create_table", "alter_table", "rebuild_table", "add_foreign_key", "drop_table",
+          "create_routine", "create_view", "create_trigger", "create_event")
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,9 @@ class Step:
     kind: str = ""                # the step's kind, e.g. "rebuild" (several statements)
     statements: tuple[str, ...] = ()
     fallback: tuple[str, ...] = ()   # rebuild statements if the server refuses `sql`
+    # Session variables set around the statement (routines and events are created under
+    # the source's character_set_client, collation_connection and time_zone).
+    context: tuple[tuple[str, str], ...] = ()
 
     @property
     def all_sql(self) -> tuple[str, ...]:
