@@ -56,7 +56,8 @@ def plan_structure(source_session: Session, target_session: Session,
     plan = diff(source, target, allow_unsafe=allow_unsafe, keep_definer=keep_definer)
     if preflight:
         plan = run_preflight(target_session, plan, source, target, rehearsal=rehearsal,
-                             skip_orphans=skip_orphans, large_table_bytes=large_table_bytes)
+                             skip_orphans=skip_orphans, large_table_bytes=large_table_bytes,
+                             execute=_execute)
     return plan
 
 

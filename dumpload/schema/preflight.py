@@ -25,18 +25,20 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 import pymysql
 
 from dumpload.db import Session
+from dumpload.errors import DumpLoadError
 from dumpload.schema.checks import DataCheck, data_checks
 from dumpload.schema.model import Schema, literal
 from dumpload.schema.plan import APPLY_SQL_MODE, Change, Plan, Step
 from dumpload.sqltext import quote
 
 log = logging.getLogger(__name__)
+Executor = Callable[[Session, Step, str], None]
 _REFERENCES = re.compile(r"REFERENCES `((?:[^`]|``)+)` \(")
 
 SCRATCH_PREFIX = "_dl_rehearsal_"
@@ -238,12 +240,14 @@ def referenced_outside(plan: Plan, target: Schema) -> list[str]:
     return sorted(n for n in names if n not in target.tables)
 
 
-def rehearse(session: Session, plan: Plan, target: Schema) -> tuple[dict[str, tuple[str, str]],
-                                                                     str | None, list[str]]:
+def rehearse(session: Session, plan: Plan, target: Schema, execute: Executor | None = None
+             ) -> tuple[dict[str, tuple[str, str]], str | None, list[str]]:
     """Run the plan's table statements on empty copies in a scratch schema.
 
     Returns (statement → (algorithm, lock), the first error or None, what was skipped).
-    The scratch schema is dropped whatever happens."""
+    The scratch schema is dropped whatever happens. `execute(session, step, sql)` runs a
+    statement with its step's session settings (apply passes its own)."""
+    execute = execute or plain_execute
     database = session.env.database
     scratch = SCRATCH_PREFIX + secrets.token_hex(4)
     probes: dict[str, tuple[str, str]] = {}
@@ -253,6 +257,7 @@ def rehearse(session: Session, plan: Plan, target: Schema) -> tuple[dict[str, tu
         session.execute(f"CREATE DATABASE {quote(scratch)}")
     except pymysql.err.MySQLError as exc:
         return probes, None, [f"everything: cannot create a scratch schema ({exc.args[-1]})"]
+    log.info("rehearsing the plan in scratch schema %s", scratch)
     try:
         session.execute(f"SET SESSION foreign_key_checks=0, sql_mode='{APPLY_SQL_MODE}'")
         for table in affected_tables(plan, target) + referenced_outside(plan, target):
@@ -264,7 +269,7 @@ def rehearse(session: Session, plan: Plan, target: Schema) -> tuple[dict[str, tu
             session.execute(ddl[0][1])
             session.execute(f"USE {quote(database)}")
         session.execute(f"USE {quote(scratch)}")
-        error = _rehearse_steps(session, plan, probes)
+        error = _rehearse_steps(session, plan, probes, execute)
         return probes, error, skipped
     finally:
         with contextlib.suppress(pymysql.err.MySQLError):
@@ -275,8 +280,8 @@ def rehearse(session: Session, plan: Plan, target: Schema) -> tuple[dict[str, tu
             session.execute("SET SESSION sql_mode=%s, foreign_key_checks=%s", saved)
 
 
-def _rehearse_steps(session: Session, plan: Plan,
-                    probes: dict[str, tuple[str, str]]) -> str | None:
+def _rehearse_steps(session: Session, plan: Plan, probes: dict[str, tuple[str, str]],
+                    execute: Executor) -> str | None:
     for step in plan.steps:
         if step.phase in ("create_view", "drop_view") or step.kind == "convert":
             continue
@@ -294,10 +299,23 @@ def _rehearse_steps(session: Session, plan: Plan,
                         continue
                     return _describe(step.table, sql, exc)
             try:
-                session.execute(sql)
+                execute(session, step, sql)
             except pymysql.err.MySQLError as exc:
                 return _describe(step.table, sql, exc)
+            except DumpLoadError as exc:     # the apply executor's own error
+                return f"{step.table}: {exc.message}"
     return None
+
+
+def plain_execute(session: Session, step: Step, sql: str) -> None:
+    """Run one statement of a step as apply does, minus logging (the default executor)."""
+    if step.sql_mode is not None:
+        session.execute("SET SESSION sql_mode=%s", (step.sql_mode,))
+    try:
+        session.execute(sql)
+    finally:
+        if step.sql_mode is not None:
+            session.execute(f"SET SESSION sql_mode='{APPLY_SQL_MODE}'")
 
 
 def _run_all(session: Session, statements: Iterable[str], table: str) -> str | None:
@@ -418,7 +436,8 @@ def with_online_alters(plan: Plan, costs: tuple[Cost, ...]) -> tuple[Plan, tuple
 
 def run_preflight(session: Session, plan: Plan, source: Schema, target: Schema, *,
                   rehearsal: bool = True, skip_orphans: Iterable[str] = (),
-                  large_table_bytes: int = DEFAULT_LARGE_TABLE_BYTES) -> Plan:
+                  large_table_bytes: int = DEFAULT_LARGE_TABLE_BYTES,
+                  execute: Executor | None = None) -> Plan:
     """The plan with its preflight: data verdicts, (allowed) conversions, rehearsal result,
     algorithm and estimate per ALTER. Refusals are the caller's to act on
     (`Preflight.refusals`); `apply_plan` will not run a plan that has any."""
@@ -430,7 +449,7 @@ def run_preflight(session: Session, plan: Plan, source: Schema, target: Schema, 
     probes: dict[str, tuple[str, str]] = {}
     error, skipped = None, ["everything: rehearsal not asked for"]
     if rehearsal:
-        probes, error, skipped = rehearse(session, rehearsed_plan, target)
+        probes, error, skipped = rehearse(session, rehearsed_plan, target, execute)
     stats = table_stats(session, {s.table for s in plan.steps if s.table in target.tables})
     needs_rate = any(stats.get(s.table, (0, 0))[0] >= large_table_bytes
                      and probes.get(sql, ("INSTANT",))[0] != "INSTANT"
