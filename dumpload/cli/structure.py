@@ -94,6 +94,8 @@ def structure(app: App, from_env: str | None, to_env: str | None, tables: tuple[
     """
     run = app.start("structure")
     source, target = resolve_envs(app, from_env, to_env)
+    if not dry_run:
+        app.hold_target(target)
     plan = _plan(app, source, target, tables, allow_unsafe, keep_definer)
     out = app.console
     out.print(f"{source.describe()} → {target.describe()}", markup=False)

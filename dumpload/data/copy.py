@@ -35,6 +35,7 @@ from typing import Any
 
 import pymysql
 
+from dumpload import swap
 from dumpload.catalog import fk_groups
 from dumpload.config import Config, DatabaseConfig, Settings
 from dumpload.data import chunks as chunking
@@ -227,6 +228,8 @@ class _Run:
         self.progress = progress
         self.lock = threading.Lock()
         self.fatal: BaseException | None = None
+        self.guard: dict[str, swap.Fingerprint] = {}
+        self.holders: dict[str, Session] = {}  # --lock-target: READ lock per FK group
         self.queue: queue.Queue[chunking.Chunk] = queue.Queue()
         order = sorted(plans, key=lambda p: -p.bytes_estimate)  # big tables first
         for plan in order:
@@ -263,7 +266,8 @@ def striped(items: list[chunking.Chunk], workers: int) -> list[chunking.Chunk]:
 def copy_tables(config: Config, source_env: DatabaseConfig, target_env: DatabaseConfig,
                 tables: Sequence[str], *, threads: int | None = None,
                 progress: Progress | None = None, plans: list[TablePlan] | None = None,
-                verify: bool = False, metrics: bool = True) -> CopyReport:
+                verify: bool = False, metrics: bool = True,
+                lock_target: bool = False) -> CopyReport:
     """Replace the target's rows of `tables` with the source's, atomically per FK group.
 
     With `verify`, each loaded shadow is compared with the source's snapshot (per key
@@ -280,9 +284,11 @@ def copy_tables(config: Config, source_env: DatabaseConfig, target_env: Database
     with ExitStack() as stack:
         src, dst = stack.enter_context(_sessions(config, source_env, target_env))
         plans = plans or plan_tables(src, dst, tables, threads)
-        shadow.cleanup_leftovers(dst)
         tools = _tools(stack, src, dst)
         run = _Run(plans, progress, target_env, threads, config.settings)
+        if lock_target:
+            run.holders = stack.enter_context(hold_writes(config, target_env, dst, plans))
+        run.guard = {fp.table: fp for fp in swap.fingerprints(dst, run.plans)}
         run.kind = session_kind(src, dst) if verify else ""
         for plan in plans:
             progress.add_table(plan.table, plan.rows_estimate, plan.bytes_estimate)
@@ -638,8 +644,7 @@ def _swap_groups(config: Config, target_env: DatabaseConfig, dst: Session, run: 
     dst = _alive(dst, config, target_env)
     names = list(run.plans)
     fks = shadow.related_fks(dst, names)
-    edges = [(fk.table, fk.ref_table) for fk in fks if fk.ref_schema == dst.env.database]
-    for group in fk_groups(names, edges):
+    for group in _groups(dst, names, fks):
         bad = [t for t in group if run.results[t].status != "loaded"]
         if bad:
             for t in group:
@@ -652,7 +657,10 @@ def _swap_groups(config: Config, target_env: DatabaseConfig, dst: Session, run: 
         group_fks = [fk for fk in fks if fk.table in group or fk.ref_table in group]
         try:
             shadow.check_foreign_keys(dst, plans, dst.env.database, group_fks)
-            shadow.swap(dst, list(plans.values()), dst.env.database)
+            swap.swap_group(target_env, run.settings, dst,
+                            [swap.Replacement(t, plans[t].shadow) for t in group],
+                            guard=[run.guard[t] for t in group if t in run.guard],
+                            on_locking=_release_holder(run, group))
         except (DumpLoadError, pymysql.err.MySQLError) as exc:
             error = exc if isinstance(exc, DumpLoadError) else DataError(str(exc))
             for t in group:
@@ -662,6 +670,44 @@ def _swap_groups(config: Config, target_env: DatabaseConfig, dst: Session, run: 
             run.results[t].status = "swapped"
             run.results[t].phases["swap"] = round(time.monotonic() - started, 3)
             run.progress.table_done(t, "done")
+
+
+def _groups(dst: Session, names: list[str], fks: list[shadow.ForeignKey]) -> list[list[str]]:
+    edges = [(fk.table, fk.ref_table) for fk in fks if fk.ref_schema == dst.env.database]
+    return fk_groups(names, edges)
+
+
+@contextmanager
+def hold_writes(config: Config, target_env: DatabaseConfig, dst: Session,
+                plans: list[TablePlan]) -> Iterator[dict[str, Session]]:
+    """`--lock-target`: one session per FK group holding `LOCK TABLES ... READ` on the
+    group's target tables from now until its swap, so nobody writes rows the copy would
+    overwrite. Readers are not blocked. Yields {table: holding session}."""
+    names = [p.table for p in plans]
+    holders: dict[str, Session] = {}
+    try:
+        for group in _groups(dst, names, shadow.related_fks(dst, names)):
+            holder = connect(target_env, config.settings)
+            holders.update({t: holder for t in group})
+            swap.lock_bounded(holder, [f"{quote(t)} READ" for t in group], config.settings)
+            log.info("writes to %s blocked until the swap (--lock-target)", ", ".join(group))
+        yield holders
+    finally:
+        for holder in set(holders.values()):
+            holder.close()
+
+
+def _release_holder(run: _Run, group: list[str]) -> Callable[[Session, int], None] | None:
+    """--lock-target: once the swap's lock request is queued behind our READ lock, let
+    go of it; the queued exclusive request is served before any waiting writer."""
+    holder = run.holders.get(group[0])
+    if holder is None:
+        return None
+
+    def release(watcher: Session, connection_id: int) -> None:
+        swap.wait_until_waiting(watcher, connection_id)
+        holder.execute("UNLOCK TABLES")
+    return release
 
 
 def _record(config: Config, source_env: DatabaseConfig, target_env: DatabaseConfig,
