@@ -52,22 +52,30 @@ def blockers(session: Session, database: str, tables: Sequence[str],
         return [dict(r, exact=True) for r in rows if r["id"] not in ignore]
     except pymysql.err.MySQLError:
         pass  # no plugin: fall back to suspects
-    rows = session.query_dicts(
+    rows = _rows_or_none(session, (
         "SELECT t.trx_mysql_thread_id AS id, p.USER AS user, p.HOST AS host, "
         "TIMESTAMPDIFF(SECOND, t.trx_started, NOW()) AS time, p.COMMAND AS command, "
         "p.INFO AS info FROM information_schema.INNODB_TRX t "
         "LEFT JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id "
-        "WHERE t.trx_mysql_thread_id <> CONNECTION_ID() ORDER BY t.trx_started LIMIT 5")
-    rows += session.query_dicts(
+        "WHERE t.trx_mysql_thread_id <> CONNECTION_ID() ORDER BY t.trx_started LIMIT 5"), ())
+    rows += _rows_or_none(session, (
         "SELECT ID AS id, USER AS user, HOST AS host, TIME AS time, COMMAND AS command, "
         "INFO AS info FROM information_schema.PROCESSLIST WHERE DB = %s "
         "AND ID <> CONNECTION_ID() AND COMMAND = 'Query' AND TIME >= 1 "
-        "AND COALESCE(INFO, '') NOT LIKE %s LIMIT 5", (database, f"%{LOCK_MARK}%"))
+        "AND COALESCE(INFO, '') NOT LIKE %s LIMIT 5"), (database, f"%{LOCK_MARK}%"))
     seen: dict[Any, dict[str, Any]] = {}
     for r in rows:
         if r["id"] not in ignore:
             seen.setdefault(r["id"], dict(r, exact=False))
     return list(seen.values())
+
+
+def _rows_or_none(session: Session, sql: str, args: Sequence[Any]) -> list[dict[str, Any]]:
+    """Rows, or none where the account may not look (INNODB_TRX needs PROCESS)."""
+    try:
+        return session.query_dicts(sql, args)
+    except pymysql.err.MySQLError:
+        return []
 
 
 def describe(holders: list[dict[str, Any]]) -> str:
@@ -132,3 +140,83 @@ def wait_until_waiting(session: Session, connection_id: int, timeout: float = 10
             return True
         time.sleep(0.005)
     return False
+
+
+class Holder:
+    """One connection holding (or queued for) `LOCK TABLES <one table> <mode>`: a gate that
+    is opened for one waiting statement and no other (see `handoff`)."""
+
+    def __init__(self, session: Session, table: str, mode: str = "WRITE") -> None:
+        self.session, self.table, self.mode = session, table, mode
+        self.connection_id = int(session.scalar("SELECT CONNECTION_ID()"))
+        self._thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+        self.held = False
+
+    @property
+    def sql(self) -> str:
+        return f"LOCK TABLES `{self.table.replace('`', '``')}` {self.mode}"
+
+    def queue(self, timeout: int) -> None:
+        """Ask for the lock in the background (it may be queued behind another holder)."""
+        def take() -> None:
+            try:
+                self.session.execute(f"SET SESSION lock_wait_timeout = {int(timeout)}")
+                self.session.execute(self.sql)
+                self.held = True
+            except pymysql.err.MySQLError as exc:
+                self.error = exc
+        self._thread = threading.Thread(target=take, daemon=True, name=f"hold-{self.table}")
+        self._thread.start()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self.held
+
+    def release(self) -> None:
+        if self.held:
+            self.session.execute("UNLOCK TABLES")
+            self.held = False
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def has_lock_info(session: Session) -> bool:
+    """Whether the server shows granted metadata locks (MariaDB's METADATA_LOCK_INFO)."""
+    return bool(_rows_or_none(session, "SELECT 1 FROM information_schema.PLUGINS WHERE "
+                              "PLUGIN_NAME = 'METADATA_LOCK_INFO' AND PLUGIN_STATUS = 'ACTIVE'",
+                              ()))
+
+
+STEP_GRACE = 0.05   # seconds a waiter gets to queue for its next lock, without the plugin
+
+
+def handoff(watcher: Session, holders: Sequence[Holder], waiter_id: int) -> None:
+    """Open the gates one by one for the statement of connection `waiter_id`.
+
+    A statement takes its metadata locks one at a time, in the order of their names, and
+    waits at the first one held by someone else. So the holders are released in that
+    order, each once the waiter has got the previous table: the waiter is then the first
+    in line for every table, and a queued application statement cannot slip in between."""
+    plugin = has_lock_info(watcher)
+    for holder in sorted(holders, key=lambda h: h.table.encode()):
+        holder.release()
+        _until_taken(watcher, waiter_id, holder.table, plugin)
+
+
+def _until_taken(watcher: Session, waiter_id: int, table: str, plugin: bool) -> None:
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:
+        if not watcher.scalar("SELECT COUNT(*) FROM information_schema.PROCESSLIST "
+                              "WHERE ID = %s AND INFO IS NOT NULL", (waiter_id,)):
+            return  # its statement is done
+        if not plugin:
+            time.sleep(STEP_GRACE)
+            return
+        if watcher.scalar("SELECT COUNT(*) FROM information_schema.METADATA_LOCK_INFO "
+                          "WHERE THREAD_ID = %s AND TABLE_SCHEMA = DATABASE() "
+                          "AND TABLE_NAME = %s", (waiter_id, table)):
+            return
+        time.sleep(0.002)

@@ -114,6 +114,7 @@ class Script:
     watch: list[str]                      # live tables whose holders we report
     guard: list[Fingerprint] = field(default_factory=list)
     move: list[str] = field(default_factory=list)       # step 3, under the lock
+    fence: list[str] = field(default_factory=list)      # step 3, last: refuse stray writes
     rename: str | None = None                           # step 4, second connection
     drop: list[str] = field(default_factory=list)       # step 5, work tables
     record: dict[str, Any] = field(default_factory=dict)  # what step 3 may lose
@@ -264,6 +265,7 @@ def plan_swap(cat: _Catalog, group: Sequence[Replacement],
             renames.append(f"{quote(r.table)} TO {quote(old_name(r.table))}")
         if r.work:
             renames.append(f"{quote(r.work)} TO {quote(r.table)}")
+    fence = [stmt for t in sorted(live) for stmt in fence_sql(t)]
     lock_read -= lock_write
     lock_read &= cat.tables
     return Script(
@@ -271,9 +273,28 @@ def plan_swap(cat: _Catalog, group: Sequence[Replacement],
         lock=[f"{quote(t)} WRITE" for t in sorted(lock_write)]
         + [f"{quote(t)} READ" for t in sorted(lock_read)],
         watch=sorted(live), guard=[g for g in guard if g.table in live], move=move,
-        rename="RENAME TABLE " + ", ".join(renames) if renames else None,
+        fence=fence, rename="RENAME TABLE " + ", ".join(renames) if renames else None,
         drop=[f"DROP TABLE IF EXISTS {quote(old_name(t))}" for t in sorted(live)],
         record=record)
+
+
+FENCE_PREFIX = "_dl_fence_"
+FENCE_MESSAGE = "dumpload is swapping this table in; retry the statement"
+
+
+def fence_name(table: str, event: str) -> str:
+    return f"{FENCE_PREFIX}{event[0].lower()}_{hashlib.sha1(table.encode()).hexdigest()[:16]}"
+
+
+def fence_sql(table: str) -> list[str]:
+    """Triggers that refuse every write to a live table about to be swapped out.
+
+    They exist from the end of step 3 until the table is renamed away: a write that
+    reaches the old table in that instant fails (the application may retry it) instead
+    of committing into a table that is about to be dropped."""
+    return [f"CREATE TRIGGER {quote(fence_name(table, event))} BEFORE {event} ON "
+            f"{quote(table)} FOR EACH ROW SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = "
+            f"'{FENCE_MESSAGE}'" for event in ("INSERT", "UPDATE", "DELETE")]
 
 
 def _fire_order(t: Trigger) -> tuple[str, str, int]:
@@ -330,12 +351,17 @@ def plan_settle(cat: _Catalog, record: dict[str, Any] | None = None,
     if only is not None:
         base_of = {w: b for w, b in base_of.items() if b in only}
         orphans = []
-    move: list[str] = []
+    fences = [t for ts in cat.triggers.values() for t in ts if t.name.startswith(FENCE_PREFIX)
+              and (only is None or t.table in only or base_of.get(t.table) in only)]
+    move = [f"DROP TRIGGER {quote(t.name)}" for t in fences]
     lock_write = set(base_of) | {b for b in base_of.values() if b in cat.tables}
+    lock_write |= {t.table for t in fences if t.table in cat.tables}
     have_trg = {t.name for b in set(base_of.values()) for t in cat.triggers.get(b, [])}
     have_fk = {f.name for b in set(base_of.values()) for f in cat.fks.get(b, [])}
     for work, base in sorted(base_of.items()):
         for trig in cat.triggers.get(work, []):
+            if trig.name.startswith(FENCE_PREFIX):
+                continue  # dropped above
             move.append(f"DROP TRIGGER {quote(trig.name)}")
             if trig.name not in have_trg and base in cat.tables:
                 move += create_trigger_sql(trig, base)

@@ -27,7 +27,7 @@ import pymysql
 
 from dumpload.db import Session, connect
 from dumpload.errors import DumpLoadError
-from dumpload.mdl import LockBusy, lock_tables, wait_until_waiting
+from dumpload.mdl import Holder, LockBusy, handoff, lock_tables, wait_until_waiting
 from dumpload.swap import (
     Fingerprint,
     Script,
@@ -37,7 +37,7 @@ from dumpload.swap import (
     read_catalog,
 )
 
-RENAME_SEEN_WAITING = 10.0        # seconds to see the RENAME queued behind our lock
+GATE_WAIT = 30                    # seconds a gate may queue behind our own lock
 
 
 class Verdict(Exception):
@@ -84,26 +84,50 @@ def check_guard(session: Session, guard: list[Fingerprint]) -> None:
                 "each table while it is copied, or rerun in a quiet window")
 
 
-def run_rename(job: dict[str, Any], lock_session: Session, rename: str) -> None:
-    """Step 4: a second connection queues the RENAME behind our lock; once it is seen
-    waiting we unlock, and the server hands it the tables before any waiting statement."""
-    renamer = connect(job["db"], job["settings"])
+def cut_over(job: dict[str, Any], lock_session: Session, script: Script) -> None:
+    """Step 4. One gate connection per live table queues for it behind our lock; we unlock,
+    and each gate, first in line, gets its table before any application statement. Then
+    the RENAME queues behind the gates, and `handoff` opens them in the order the RENAME
+    takes its locks, so it runs before any waiting application statement too."""
+    db, settings = job["db"], job["settings"]
+    gates = [Holder(connect(db, settings), t) for t in script.watch]
+    renamer = connect(db, settings)
+    try:
+        for gate in gates:
+            gate.queue(GATE_WAIT)
+        for gate in gates:
+            wait_until_waiting(lock_session, gate.connection_id)
+        lock_session.execute("UNLOCK TABLES")
+        for gate in gates:
+            if not gate.wait(GATE_WAIT):
+                say(f"could not hold {gate.table} for the rename ({gate.error}); its fence "
+                    "refuses stray writes", logging.WARNING)
+        _rename(renamer, script.rename or "", settings, lock_session, gates)
+    finally:
+        for gate in gates:
+            gate.release()
+            gate.close()
+        renamer.close()
+
+
+def _rename(renamer: Session, rename: str, settings: Any, watcher: Session,
+            gates: list[Holder]) -> None:
     failure: list[BaseException] = []
 
     def go() -> None:
         try:
-            renamer.execute("SET SESSION lock_wait_timeout = 60")
+            renamer.execute(f"SET SESSION lock_wait_timeout = {int(settings.lock_wait_timeout)}")
             renamer.execute(rename)
         except BaseException as exc:
             failure.append(exc)
 
+    conn_id = int(renamer.scalar("SELECT CONNECTION_ID()"))
     worker = threading.Thread(target=go, daemon=True)
-    conn_id = renamer.scalar("SELECT CONNECTION_ID()")
     worker.start()
-    wait_until_waiting(lock_session, conn_id, RENAME_SEEN_WAITING)
-    lock_session.execute("UNLOCK TABLES")
+    if gates:
+        wait_until_waiting(watcher, conn_id)
+        handoff(watcher, gates, conn_id)
     worker.join()
-    renamer.close()
     if failure:
         raise failure[0]
 
@@ -167,7 +191,7 @@ def execute(job: dict[str, Any], cancelled: threading.Event) -> None:
             raise
         write_record(job["record"], script)
         try:
-            for stmt in script.move:
+            for stmt in script.move + script.fence:
                 session.execute(stmt)
         except pymysql.err.MySQLError as exc:
             undo(session, script)
@@ -177,7 +201,7 @@ def execute(job: dict[str, Any], cancelled: threading.Event) -> None:
                           "tables are unchanged") from None
         if script.rename:
             try:
-                run_rename(job, session, script.rename)
+                cut_over(job, session, script)
             except pymysql.err.MySQLError as exc:
                 relock_and_undo(job, session, script, cancelled)
                 raise Verdict("error", f"the rename failed: {exc.args[-1]} (error "

@@ -25,6 +25,7 @@ from dumpload.backup import create_backup, find_backup, restore_backup
 from dumpload.catalog import table_sizes
 from dumpload.config import Config, DatabaseConfig, select_tables
 from dumpload.data import copy_tables, verify_tables
+from dumpload.data.copy import preflight as preflight_copy
 from dumpload.db import connect
 from dumpload.errors import DumpLoadError, StructureError, UsageError, VerifyError
 from dumpload.logs import record_metrics
@@ -174,6 +175,8 @@ def run_sync(config: Config, plan: SyncPlan, options: SyncOptions, run_id: str,
     with `.step`/`.table` set; the journal keeps what was done for a resume or rollback."""
     events = events or (lambda kind, info: None)
     ensure_safe(plan, options)
+    if plan.data:
+        preflight_copy(config, plan.target)
     journal = journals.begin(config.settings.log_dir, run_id, plan.source.name,
                              plan.target.name, plan.target.database)
     report = SyncReport(journal.run_id, "running", resumed=journal.resumed_times > 0,

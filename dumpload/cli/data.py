@@ -88,6 +88,7 @@ def data(app: App, from_env: str | None, to_env: str | None, tables: tuple[str, 
     The target tables must already have the source's structure (`dumpload structure`).
     """
     from dumpload.data import copy_tables, plan_copy
+    from dumpload.data.copy import preflight
 
     run = app.start("data", json_mode=as_json)
     config = app.config
@@ -112,6 +113,7 @@ def data(app: App, from_env: str | None, to_env: str | None, tables: tuple[str, 
             app.emit_json({"dry_run": True, "tables": [p.to_dict() for p in plans]})
         return
     app.confirm(f"Replace the rows of {len(plans)} table(s) on {target.describe()}?", yes)
+    preflight(config, target)
     backup_id = None if no_backup else _backup(app, config, target, names, run.run_id)
     with make_progress(app.err_console) as progress:
         report = copy_tables(config, source, target, names, threads=threads,

@@ -53,6 +53,7 @@ from dumpload.data.verify import (
 )
 from dumpload.db import Session, connect
 from dumpload.errors import EXIT_VERIFY, DataError, DumpLoadError, VerifyError
+from dumpload.mdl import Holder, handoff, lock_tables, wait_until_waiting
 from dumpload.progress import NullProgress, Progress
 from dumpload.sqltext import quote
 from dumpload.tools import Binary, defaults_file, find_binary
@@ -183,6 +184,18 @@ def plan_copy(config: Config, source_env: DatabaseConfig, target_env: DatabaseCo
         return plan_tables(src, dst, tables, threads)
 
 
+def preflight(config: Config, target_env: DatabaseConfig) -> None:
+    """What a copy needs of the target, checked before the run's first change (backup,
+    ALTERs): LOAD DATA LOCAL allowed. Raises `DataError` (exit 6) with the fix."""
+    with contextlib.closing(connect(target_env, config.settings)) as dst:
+        if not int(dst.scalar("SELECT @@GLOBAL.local_infile") or 0):
+            raise DataError(
+                f"{target_env.name} ({target_env.address}) has local_infile=OFF: the copy "
+                "loads rows with LOAD DATA LOCAL; nothing was changed",
+                hint="SET GLOBAL local_infile = ON (and local_infile=ON under [mysqld] in "
+                "my.cnf), then run again")
+
+
 @contextmanager
 def _sessions(config: Config, source_env: DatabaseConfig,
               target_env: DatabaseConfig) -> Iterator[tuple[Session, Session]]:
@@ -229,7 +242,7 @@ class _Run:
         self.lock = threading.Lock()
         self.fatal: BaseException | None = None
         self.guard: dict[str, swap.Fingerprint] = {}
-        self.holders: dict[str, Session] = {}  # --lock-target: READ lock per FK group
+        self.holders: dict[str, Holder] = {}  # --lock-target: a READ lock per table
         self.queue: queue.Queue[chunking.Chunk] = queue.Queue()
         order = sorted(plans, key=lambda p: -p.bytes_estimate)  # big tables first
         for plan in order:
@@ -287,7 +300,7 @@ def copy_tables(config: Config, source_env: DatabaseConfig, target_env: Database
         tools = _tools(stack, src, dst)
         run = _Run(plans, progress, target_env, threads, config.settings)
         if lock_target:
-            run.holders = stack.enter_context(hold_writes(config, target_env, dst, plans))
+            run.holders = stack.enter_context(hold_writes(config, target_env, plans))
         run.guard = {fp.table: fp for fp in swap.fingerprints(dst, run.plans)}
         run.kind = session_kind(src, dst) if verify else ""
         for plan in plans:
@@ -660,7 +673,8 @@ def _swap_groups(config: Config, target_env: DatabaseConfig, dst: Session, run: 
             swap.swap_group(target_env, run.settings, dst,
                             [swap.Replacement(t, plans[t].shadow) for t in group],
                             guard=[run.guard[t] for t in group if t in run.guard],
-                            on_locking=_release_holder(run, group))
+                            on_locking=_release_holder(run, group),
+                            ignore=[h.connection_id for h in run.holders.values()])
         except (DumpLoadError, pymysql.err.MySQLError) as exc:
             error = exc if isinstance(exc, DumpLoadError) else DataError(str(exc))
             for t in group:
@@ -678,35 +692,37 @@ def _groups(dst: Session, names: list[str], fks: list[shadow.ForeignKey]) -> lis
 
 
 @contextmanager
-def hold_writes(config: Config, target_env: DatabaseConfig, dst: Session,
-                plans: list[TablePlan]) -> Iterator[dict[str, Session]]:
-    """`--lock-target`: one session per FK group holding `LOCK TABLES ... READ` on the
-    group's target tables from now until its swap, so nobody writes rows the copy would
-    overwrite. Readers are not blocked. Yields {table: holding session}."""
-    names = [p.table for p in plans]
-    holders: dict[str, Session] = {}
+def hold_writes(config: Config, target_env: DatabaseConfig,
+                plans: list[TablePlan]) -> Iterator[dict[str, Holder]]:
+    """`--lock-target`: one session per table holding `LOCK TABLES t READ` from now until
+    its swap, so nobody writes rows the copy would overwrite (readers are not blocked).
+    Each wait for the lock is bounded like the swap's. Yields {table: holder}."""
+    holders: dict[str, Holder] = {}
     try:
-        for group in _groups(dst, names, shadow.related_fks(dst, names)):
-            holder = connect(target_env, config.settings)
-            holders.update({t: holder for t in group})
-            swap.lock_bounded(holder, [f"{quote(t)} READ" for t in group], config.settings)
-            log.info("writes to %s blocked until the swap (--lock-target)", ", ".join(group))
+        for plan in plans:
+            holder = Holder(connect(target_env, config.settings), plan.table, "READ")
+            holders[plan.table] = holder
+            lock_tables(holder.session, [f"{quote(plan.table)} READ"], target_env.database,
+                        [plan.table], config.settings,
+                        ignore={h.connection_id for h in holders.values()})
+            holder.held = True
+        log.info("writes to %s blocked until their swap (--lock-target)", ", ".join(holders))
         yield holders
     finally:
-        for holder in set(holders.values()):
+        for holder in holders.values():
             holder.close()
 
 
-def _release_holder(run: _Run, group: list[str]) -> Callable[[Session, int], None] | None:
-    """--lock-target: once the swap's lock request is queued behind our READ lock, let
-    go of it; the queued exclusive request is served before any waiting writer."""
-    holder = run.holders.get(group[0])
-    if holder is None:
+def _release_holder(run: _Run, group: list[str]) -> swap.OnLocking | None:
+    """--lock-target: hand the group's tables from our READ locks to the swap's lock
+    without letting a queued writer in between (`mdl.handoff`)."""
+    gates = [run.holders[t] for t in group if t in run.holders]
+    if not gates:
         return None
 
     def release(watcher: Session, connection_id: int) -> None:
-        swap.wait_until_waiting(watcher, connection_id)
-        holder.execute("UNLOCK TABLES")
+        wait_until_waiting(watcher, connection_id)
+        handoff(watcher, gates, connection_id)
     return release
 
 
