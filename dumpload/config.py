@@ -27,8 +27,9 @@ _DB_TYPES: dict[str, type | tuple[type, ...]] = {
     "host": str, "port": int, "user": str, "password": str, "password_env": str,
     "password_file": str, "option_file": str, "database": str, "socket": str,
     "charset": str, "ssl_ca": str, "ssl_cert": str, "ssl_key": str,
-    "ssl_verify_identity": bool,
+    "ssl_verify_identity": bool, "compress": str,
 }
+COMPRESS_MODES = ("auto", "on", "off")  # protocol compression of the native clients
 _PASSWORD_SOURCES = ("password", "password_env", "password_file", "option_file")
 _REPLICATION_TYPES: dict[str, type | tuple[type, ...]] = {
     "source": str, "target": str, "structure_tables": list, "data_tables": list,
@@ -39,6 +40,7 @@ _SETTINGS_TYPES: dict[str, type | tuple[type, ...]] = {
     "batch_size": int, "threads": int, "log_level": str, "connection_timeout": int,
     "retry_attempts": int, "compression_level": int,
     "lock_wait_timeout": int, "lock_wait_total": int,
+    "keep_daily": int, "keep_weekly": int, "keep_monthly": int,
 }
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -61,6 +63,7 @@ class DatabaseConfig:
     ssl_cert: Path | None = None
     ssl_key: Path | None = None
     ssl_verify_identity: bool = False
+    compress: str = "auto"  # "auto" (on unless loopback/socket), "on", "off"
 
     @property
     def tls(self) -> bool:
@@ -98,6 +101,9 @@ class Settings:
     compression_level: int = 3
     lock_wait_timeout: int = 5      # seconds one DDL waits for a metadata lock
     lock_wait_total: int = 300      # seconds a swap keeps retrying before it gives up
+    keep_daily: int = 0      # grandfather-father-son retention of full backups; 0 = off
+    keep_weekly: int = 0
+    keep_monthly: int = 0
 
 
 @dataclass(frozen=True)
@@ -251,6 +257,10 @@ def _parse_database(path: Path, base: Path, name: str, raw: dict[str, Any]) -> D
         raise ConfigError(f"{path}: missing required key '{prefix}host' (or '{prefix}socket')")
     if "port" in raw and not 0 < raw["port"] < 65536:
         raise ConfigError(f"{path}: '{prefix}port' must be between 1 and 65535, got {raw['port']}")
+    if raw.get("compress", "auto") not in COMPRESS_MODES:
+        raise ConfigError(f"{path}: '{prefix}compress' must be one of "
+                          f"{', '.join(COMPRESS_MODES)}, got {raw['compress']!r}",
+                          hint=_suggest(str(raw["compress"]), COMPRESS_MODES))
     paths = {k: _resolve_path(base, raw[k]) for k in
              ("option_file", "ssl_ca", "ssl_cert", "ssl_key", "password_file") if k in raw}
     for key in ("ssl_ca", "ssl_cert", "ssl_key"):
@@ -267,7 +277,8 @@ def _parse_database(path: Path, base: Path, name: str, raw: dict[str, Any]) -> D
         socket=raw.get("socket", options.get("socket")), charset=raw.get("charset", "utf8mb4"),
         option_file=paths.get("option_file"), ssl_ca=paths.get("ssl_ca"),
         ssl_cert=paths.get("ssl_cert"), ssl_key=paths.get("ssl_key"),
-        ssl_verify_identity=raw.get("ssl_verify_identity", False))
+        ssl_verify_identity=raw.get("ssl_verify_identity", False),
+        compress=raw.get("compress", "auto"))
 
 
 def _resolve_path(base: Path, value: str) -> Path:
@@ -345,8 +356,9 @@ def _parse_settings(path: Path, base: Path, raw: dict[str, Any]) -> Settings:
                 "lock_wait_timeout", "lock_wait_total"):
         if key in raw and raw[key] < 1:
             raise ConfigError(f"{path}: 'settings.{key}' must be at least 1, got {raw[key]}")
-    if raw.get("backup_retention_days", 0) < 0:
-        raise ConfigError(f"{path}: 'settings.backup_retention_days' must not be negative")
+    for key in ("backup_retention_days", "keep_daily", "keep_weekly", "keep_monthly"):
+        if raw.get(key, 0) < 0:
+            raise ConfigError(f"{path}: 'settings.{key}' must not be negative, got {raw[key]}")
     if "compression_level" in raw and not 1 <= raw["compression_level"] <= 19:
         raise ConfigError(f"{path}: 'settings.compression_level' must be between 1 and 19")
     if raw.get("lock_wait_timeout", 1) > 3600:

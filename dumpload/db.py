@@ -8,6 +8,7 @@ catalog queries and control statements go through here; table rows never do.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import re
 import ssl
@@ -56,6 +57,7 @@ class ServerInfo:
     flavor: str
     version: tuple[int, int, int]
     version_string: str
+    capabilities: int | None = None   # the handshake's flags (e.g. which compression)
 
     @property
     def is_mariadb(self) -> bool:
@@ -177,6 +179,7 @@ def connect(env: DatabaseConfig, settings: Settings, *, database: bool = True,
     with conn.cursor() as cur:
         cur.execute("SELECT VERSION()")
         server = parse_server_version(cur.fetchone()[0])
+    server = dataclasses.replace(server, capabilities=conn.server_capabilities)
     session = Session(conn, env, server)
     if env.tls:
         _refuse_plaintext(session)

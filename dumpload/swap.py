@@ -53,11 +53,13 @@ import json
 import logging
 import os
 import pickle
+import re
 import struct
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -66,7 +68,7 @@ from typing import Any
 from dumpload.catalog import OLD_PREFIX, REBUILD_PREFIX, SHADOW_PREFIX
 from dumpload.config import DatabaseConfig, Settings
 from dumpload.data.tables import work_name as _prefixed
-from dumpload.db import SQL_MODE, Session
+from dumpload.db import SQL_MODE, Session, connect
 from dumpload.errors import DataError, DumpLoadError
 from dumpload.mdl import LockBusy, lock_tables, wait_until_waiting
 from dumpload.schema import flavor as fl
@@ -193,6 +195,47 @@ def definitions(session: Session, schema: str, tables: Iterable[str]
     loaded into), ready for `Replacement.foreign_keys`/`triggers`."""
     cat = read_catalog(session, schema)
     return {t: (tuple(cat.fks.get(t, ())), tuple(cat.triggers.get(t, ()))) for t in tables}
+
+
+# ---------------------------------------------------------------- parsing (pure)
+_IDENT = r"`(?:[^`]|``)+`"
+_FK_CLAUSE = re.compile(
+    rf"CONSTRAINT\s+({_IDENT})\s+FOREIGN KEY\s*\((.*?)\)\s*REFERENCES\s+"
+    rf"(?:({_IDENT})\.)?({_IDENT})\s*\((.*?)\)(.*)$", re.S | re.I)
+_RULE = re.compile(r"ON\s+(DELETE|UPDATE)\s+(RESTRICT|CASCADE|SET NULL|NO ACTION|SET DEFAULT)",
+                   re.I)
+_TRIGGER_SQL = re.compile(
+    rf"TRIGGER\s+(?:{_IDENT}\.)?({_IDENT}|\w+)\s+(BEFORE|AFTER)\s+(INSERT|UPDATE|DELETE)\s+"
+    rf"ON\s+(?:{_IDENT}\.)?({_IDENT}|\w+)\s+FOR\s+EACH\s+ROW\s+"
+    rf"(?:(?:FOLLOWS|PRECEDES)\s+(?:{_IDENT}|\w+)\s+)?(.*)$", re.S | re.I)
+
+
+def _unquote(name: str) -> str:
+    return name[1:-1].replace("``", "`") if name.startswith("`") else name
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(_unquote(n) for n in re.findall(_IDENT, text))
+
+
+def foreign_key_from_sql(clause: str) -> ForeignKey:
+    """`CONSTRAINT `x` FOREIGN KEY (...) REFERENCES ...` (as SHOW CREATE prints it)."""
+    m = _FK_CLAUSE.search(clause.strip().rstrip(","))
+    if not m:
+        raise DataError(f"cannot read the foreign key clause {clause[:200]!r}")
+    rules = {k.upper(): v.upper() for k, v in _RULE.findall(m.group(6))}
+    return ForeignKey(_unquote(m.group(1)), _names(m.group(2)), _unquote(m.group(4)),
+                      _names(m.group(5)), _unquote(m.group(3)) if m.group(3) else None,
+                      fl.fk_rule(rules.get("DELETE")), fl.fk_rule(rules.get("UPDATE")))
+
+
+def trigger_from_sql(statement: str, sql_mode: str = "", order: int = 1) -> Trigger:
+    """A `CREATE [DEFINER=...] TRIGGER` statement (definer dropped) as a model trigger."""
+    m = _TRIGGER_SQL.search(statement.strip())
+    if not m:
+        raise DataError(f"cannot read the trigger statement {statement[:200]!r}")
+    return Trigger(_unquote(m.group(1)), _unquote(m.group(4)), m.group(2).upper(),
+                   m.group(3).upper(), m.group(5).strip().rstrip(";"), order, "", sql_mode)
 
 
 # ---------------------------------------------------------------- statements (pure)
@@ -402,8 +445,8 @@ def _from_record(cat: _Catalog, record: dict[str, Any], triggers: set[str],
 OnLocking = Callable[[Session, int], None]   # (watcher session, executor's connection id)
 
 
-def swap_group(db: DatabaseConfig, settings: Settings, session: Session,
-               group: Sequence[Replacement], *, guard: ChangeGuard = (),
+def swap_group(db: DatabaseConfig, settings: Settings, group: Sequence[Replacement], *,
+               session: Session | None = None, guard: ChangeGuard = (),
                on_locking: OnLocking | None = None, ignore: Sequence[int] = ()) -> None:
     """Put every work table of `group` in place of its live table, atomically, with its
     triggers and FKs present at the instant it becomes visible (see the module docstring).
@@ -412,21 +455,35 @@ def swap_group(db: DatabaseConfig, settings: Settings, session: Session,
     within `lock_wait_total` (naming the blocking connections), when a guarded table was
     written since its copy started, or when a statement fails (then undone under the lock).
     """
-    script = plan_swap(read_catalog(session), group, guard)
-    run_script(db, settings, script, what="swap of " + ", ".join(r.table for r in group),
-               on_locking=(lambda cid: on_locking(session, cid)) if on_locking else None,
-               ignore=ignore)
+    with _session(db, settings, session) as s:
+        script = plan_swap(read_catalog(s), group, guard)
+        run_script(db, settings, script, what="swap of " + ", ".join(r.table for r in group),
+                   on_locking=(lambda cid: on_locking(s, cid)) if on_locking else None,
+                   ignore=ignore)
 
 
-def settle_leftovers(db: DatabaseConfig, settings: Settings, session: Session) -> list[str]:
+@contextmanager
+def _session(db: DatabaseConfig, settings: Settings,
+             session: Session | None) -> Iterator[Session]:
+    """`session`, or a new one closed afterwards."""
+    if session is not None:
+        yield session
+        return
+    with contextlib.closing(connect(db, settings)) as s:
+        yield s
+
+
+def settle_leftovers(db: DatabaseConfig, settings: Settings,
+                     session: Session | None = None) -> list[str]:
     """Finish or undo every interrupted swap on `db`'s database; drop stale work tables.
 
     Returns the work tables dropped. Every writing command calls this first, while it
     holds the target lock (`dumpload.locks.target_lock`)."""
     path = record_path(settings, db)
-    _wait_for_executors(session, settings)
-    record = _read_record(path)
-    cat = read_catalog(session)
+    with _session(db, settings, session) as s:
+        _wait_for_executors(s, settings)
+        record = _read_record(path)
+        cat = read_catalog(s)
     script = plan_settle(cat, record)
     if script.empty:
         _forget_record(path)

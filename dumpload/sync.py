@@ -30,6 +30,7 @@ from dumpload.db import connect
 from dumpload.errors import DumpLoadError, StructureError, UsageError, VerifyError
 from dumpload.logs import record_metrics
 from dumpload.schema import Plan, apply_plan, plan_structure
+from dumpload.schema.apply import ensure_supported
 from dumpload.sqltext import quote
 
 log = logging.getLogger(__name__)
@@ -204,6 +205,7 @@ def run_sync(config: Config, plan: SyncPlan, options: SyncOptions, run_id: str,
 
 def ensure_safe(plan: SyncPlan, options: SyncOptions) -> None:
     """Refuse (exit 5, nothing written) a plan with unsafe changes unless allowed."""
+    ensure_supported(plan.structure)
     unsafe = plan.structure.unsafe
     if unsafe and not options.allow_unsafe:
         listed = "; ".join(f"{c.table}: {c.summary}" for c in unsafe)
@@ -248,7 +250,8 @@ def _step_backup(config: Config, plan: SyncPlan, options: SyncOptions,
         journal.mark_step("backup", journals.DONE)
         return
     label = "pre-sync" if not journal.backups else "pre-sync-resume"
-    info = create_backup(config, plan.target, missing, label=label, run_id=journal.run_id)
+    info = create_backup(config, plan.target, missing, label=label, run_id=journal.run_id,
+                         kind="pre-change")
     journal.add_unique("backups", [info.id])
     journal.add_unique("backed_up_tables", missing)
     report.backups = list(journal.backups)

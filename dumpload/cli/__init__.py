@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from dumpload import __version__
-from dumpload.cli.app import LEVELS, App, DumpLoadGroup
+from dumpload.cli.app import LEVELS, App, DumpLoadGroup, private_umask
 
 
 @click.group(cls=DumpLoadGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -31,6 +31,7 @@ def cli(ctx: click.Context, config_path: str | None, log_level: str | None) -> N
 
 
 def main() -> None:
+    private_umask()
     cli(prog_name="dumpload")
 
 

@@ -24,7 +24,7 @@ from dumpload.config import Config, DatabaseConfig, load_config, resolve_config_
 from dumpload.db import is_transient
 from dumpload.errors import EXIT_INTERRUPTED, ConnectError, DumpLoadError, UsageError
 from dumpload.logs import RunLog, record_error, start_run
-from dumpload.tools import redact_argv
+from dumpload.tools import redact_argv, sweep_stale_credentials
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -70,6 +70,7 @@ class App:
         servers = servers or {n: db.describe() for n, db in config.databases.items()}
         self.run = start_run(config.settings.log_dir, argv, level, servers)
         logging.getLogger("dumpload").info("subcommand: %s", command)
+        sweep_stale_credentials()
         return self.run
 
     def _attach_console_log(self) -> None:
@@ -168,6 +169,12 @@ def _report(ctx: click.Context, exc: DumpLoadError | None, message: str, code: i
                      step=getattr(exc, "step", "-") or "-",
                      table=getattr(exc, "table", "-") or "-", exit_code=code)
         click.echo(f"  log: {app.run.path}", err=True)
+
+
+def private_umask() -> None:
+    """Files and folders this process creates are its user's alone (0600 / 0700), whatever
+    the caller's umask; the library also asks for those modes explicitly."""
+    os.umask(0o077)
 
 
 def pass_app(fn: Any) -> Any:

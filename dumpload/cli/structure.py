@@ -25,6 +25,7 @@ from dumpload.config import DatabaseConfig
 from dumpload.db import session
 from dumpload.errors import EXIT_DIFFERENCES, StructureError
 from dumpload.schema import apply_plan, plan_structure, render_plan_text
+from dumpload.schema.apply import ensure_supported
 from dumpload.schema.plan import Plan
 from dumpload.schema.render import render_differences, render_unsafe
 
@@ -103,6 +104,7 @@ def structure(app: App, from_env: str | None, to_env: str | None, tables: tuple[
     if plan.is_empty:
         out.print("nothing to do")
         return
+    ensure_supported(plan)
     if plan.unsafe and not allow_unsafe:
         raise StructureError(
             f"{len(plan.unsafe)} unsafe change(s); nothing was changed:\n" + render_unsafe(plan),
@@ -123,7 +125,8 @@ def _backup(app: App, target: DatabaseConfig, plan: Plan, run_id: str) -> None:
     if not existing:
         return
     app.console.print(f"backing up {len(existing)} table(s) of {target.name} …")
-    info = create_backup(app.config, target, existing, label="pre-structure", run_id=run_id)
+    info = create_backup(app.config, target, existing, label="pre-structure", run_id=run_id,
+                         kind="pre-change")
     log.info("pre-structure backup %s (%s)", info.id, info.path)
     app.console.print(f"backup: {info.id}", markup=False)
 

@@ -45,6 +45,16 @@ def plan_structure(source_session: Session, target_session: Session,
     return diff(source, target, allow_unsafe=allow_unsafe, keep_definer=keep_definer)
 
 
+def ensure_supported(plan: Plan) -> None:
+    """Refuse (exit 5, nothing written) a plan with tables the model cannot represent."""
+    if plan.refused:
+        raise StructureError(
+            f"{len(plan.refused)} table clause(s) dumpload cannot model; nothing was "
+            "changed:\n" + "\n".join(f"  {r}" for r in plan.refused),
+            hint="change those tables by hand (or exclude them with exclude_tables), "
+            "then rerun")
+
+
 def apply_plan(session: Session, plan: Plan,
                on_statement: Callable[[str], None] | None = None) -> int:
     """Execute the plan's statements on the target; returns how many ran.
@@ -52,6 +62,7 @@ def apply_plan(session: Session, plan: Plan,
     Refuses (StructureError, nothing written) when the plan has unsafe changes and was not
     built with allow_unsafe. `on_statement(sql)` is called before each statement.
     """
+    ensure_supported(plan)
     if plan.unsafe and not plan.allow_unsafe:
         raise StructureError(
             f"{len(plan.unsafe)} unsafe change(s) in the plan for {session.env.name}; "
@@ -85,7 +96,7 @@ def _execute(session: Session, step: Step, sql: str) -> None:
     try:
         if step.sql_mode is not None:
             session.execute("SET SESSION sql_mode=%s", (step.sql_mode,))
-        session.execute(sql)
+        session.execute(_in_context(session, sql, step.context))  # type: ignore[arg-type]
     except pymysql.err.MySQLError as exc:
         code = exc.args[0] if exc.args else "?"
         detail = exc.args[1] if len(exc.args) > 1 else str(exc)
@@ -100,6 +111,35 @@ def _execute(session: Session, step: Step, sql: str) -> None:
         if step.sql_mode is not None:
             with contextlib.suppress(pymysql.err.Error):
                 session.execute(f"SET SESSION sql_mode='{APPLY_SQL_MODE}'")
+        if step.context:
+            with contextlib.suppress(pymysql.err.Error):
+                session.execute("SET NAMES utf8mb4, time_zone = '+00:00'")
+
+
+def _in_context(session: Session, sql: str, context: tuple[tuple[str, str], ...]
+                ) -> str | bytes:
+    """Set the statement's session variables; return the statement encoded in the
+    character_set_client it sets (the server reads the bytes in that charset), or as is
+    when it cannot be encoded there (then the session stays in utf8mb4)."""
+    values = dict(context)
+    charset = values.get("character_set_client")
+    data: str | bytes = sql
+    if charset:
+        try:
+            data = sql.encode(_python_codec(charset))
+        except (LookupError, UnicodeEncodeError):
+            values.pop("character_set_client")
+            values.pop("collation_connection", None)
+    for name, value in values.items():
+        session.execute(f"SET SESSION {name} = %s", (value,))
+    return data
+
+
+def _python_codec(charset: str) -> str:
+    if charset.startswith("utf8"):
+        return "utf-8"
+    from pymysql.charset import charset_by_name
+    return charset_by_name(charset).encoding
 
 
 def _rebuild(session: Session, step: Step, cause: StructureError,

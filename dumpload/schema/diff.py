@@ -14,7 +14,9 @@ from dataclasses import dataclass, field, replace
 
 from dumpload.schema import flavor as fl
 from dumpload.schema.model import Column, Index, Schema, Table, View
+from dumpload.schema.partitions import partition_columns, plan_partitioning
 from dumpload.schema.plan import PHASES, Change, Difference, Plan, Step
+from dumpload.schema.routines import plan_objects
 from dumpload.schema.safety import column_change_safety
 from dumpload.sqltext import quote
 
@@ -30,10 +32,11 @@ class _Builder:
     dropped: list[str] = field(default_factory=list)
     dropped_fks: set[tuple[str, str]] = field(default_factory=set)
     warnings: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
 
     def step(self, phase: str, table: str, sql: str, changes: Iterable[tuple],
-             sql_mode: str | None = None) -> None:
-        self.steps.append(Step(phase, table, sql, sql_mode))
+             sql_mode: str | None = None, context: tuple[tuple[str, str], ...] = ()) -> None:
+        self.steps.append(Step(phase, table, sql, sql_mode, context=context))
         for kind, name, safe, reason in changes:
             self.changes.append(Change(table, kind, name, sql, safe, reason))
 
@@ -63,9 +66,11 @@ def diff(source: Schema, target: Schema, *, allow_unsafe: bool = False,
                  "is dropped")])
         b.dropped_fks.add((tn, fk.name))
     for name in _dependency_order(source, [n for n in source.tables if n not in target.tables]):
-        _create_table(b, source.tables[name], target)
+        if not _refuse_unsupported(b, source.tables[name], None):
+            _create_table(b, source.tables[name], target)
     for name in sorted(set(source.tables) & set(target.tables)):
-        _diff_table(b, source.tables[name], target.tables[name], reforeign.get(name, set()))
+        if not _refuse_unsupported(b, source.tables[name], target.tables[name]):
+            _diff_table(b, source.tables[name], target.tables[name], reforeign.get(name, set()))
     for name in sorted(set(target.tables) - set(source.tables)):
         _drop_table(b, target.tables[name])
     for tn, fk in readd:
@@ -73,13 +78,19 @@ def diff(source: Schema, target: Schema, *, allow_unsafe: bool = False,
                [("add_foreign_key", fk.name, True, "re-created as it was")])
     kept_triggers = _diff_triggers(b, source, target, keep_definer)
     _diff_views(b, source, target, keep_definer)
+    for objects in ((source.routines, target.routines), (source.events, target.events)):
+        differences, steps = plan_objects(*objects, keep_definer)
+        b.differences += [Difference(*d) for d in differences]
+        for s in steps:
+            b.step(s.phase, s.name, s.sql, s.items, s.sql_mode, s.context)
     _add_rebuild_fallbacks(b, source, target, kept_triggers)
     b.warnings += [*source.ignored, *target.ignored]
     order = {p: i for i, p in enumerate(PHASES)}
     steps = sorted(b.steps, key=lambda s: order[s.phase])  # stable: keeps order within phase
     return Plan(source.database, target.database, tuple(steps), tuple(b.changes),
                 tuple(b.differences), tuple(b.touched), tuple(b.created), tuple(b.dropped),
-                allow_unsafe, keep_definer, tuple(dict.fromkeys(b.warnings)))
+                allow_unsafe, keep_definer, tuple(dict.fromkeys(b.warnings)),
+                tuple(dict.fromkeys(b.refused)))
 
 
 # --- tables -------------------------------------------------------------------------------
@@ -100,10 +111,24 @@ def _dependency_order(source: Schema, names: list[str]) -> list[str]:
     return out
 
 
+def _refuse_unsupported(b: _Builder, s: Table, t: Table | None) -> bool:
+    """A table with a clause the model cannot represent: identical → a warning; else its
+    changes are refused (never planned without the clause). True when refused/skipped."""
+    clauses = tuple(dict.fromkeys([*s.unsupported, *(t.unsupported if t else ())]))
+    if not clauses:
+        return False
+    if s == t:
+        b.warnings += [f"{s.name}: {c} (identical on both sides, not compared)"
+                       for c in clauses]
+        return True
+    for clause in clauses:
+        b.differ(s.name, "table", s.name, clause, None, None)
+        b.refused.append(f"{s.name}: {clause}")
+    return True
+
+
 def _create_table(b: _Builder, table: Table, target: Schema) -> None:
     b.created.append(table.name)
-    if table.partitioned:
-        b.warnings.append(f"{table.name}: created without the source's partitioning")
     b.differ(table.name, "table", table.name, "missing in target", "table", None)
     if table.name in target.views:  # a view of that name is in the way; views hold no data
         sql = f"DROP VIEW IF EXISTS {quote(table.name)}"
@@ -174,14 +199,37 @@ def _diff_table(b: _Builder, s: Table, t: Table, refk: set[str]) -> None:
         items.append(("add_index", idx.name, True, f"add {idx.kind.lower()} index"))
     _diff_checks_add(b, s, t, clauses, items)
     _diff_options(b, s, t, clauses, items)
-    if s.partitioned != t.partitioned:
-        b.warnings.append(f"{s.name}: partitioning differs; dumpload does not compare or "
-                          "change partitioning")
+    parts = plan_partitioning(t.name, s.partitioning, t.partitioning,
+                              bool(clauses) and _partition_keys_change(s, t))
+    for what, kind, src, dst in parts.differences:
+        b.differ(s.name, what.split(" ")[0], what.split(" ", 1)[-1] if " " in what else s.name,
+                 kind, src, dst)
+    for sql, part_items in parts.before:
+        b.touch(t.name)
+        b.step("alter_table", t.name, sql, part_items)
     if clauses:
         b.touch(t.name)
         sql = f"ALTER TABLE {quote(t.name)}\n  " + ",\n  ".join(clauses)
         b.step("alter_table", t.name, sql, items)
+    for sql, part_items in parts.after:
+        b.touch(t.name)
+        b.step("alter_table", t.name, sql, part_items)
     _diff_constraints_add(b, s, t, fk_cols_modified, refk)
+
+
+def _partition_keys_change(s: Table, t: Table) -> bool:
+    """Would the main ALTER break the target's partitioning: a change to a column it uses,
+    or a new unique key that does not hold them all (the server refuses both)?"""
+    if t.partitioning is None:
+        return False
+    used = partition_columns(t.partitioning, t.column_names)
+    if any(s.column(c) != t.column(c) for c in used):
+        return True
+    unique = [i for i in s.indexes if i.kind in ("PRIMARY", "UNIQUE")]
+    if not t.partitioning.expression.strip():   # KEY (): partitioned by the primary key
+        return [i for i in unique if i.kind == "PRIMARY"] != [
+            i for i in t.indexes if i.kind == "PRIMARY"]
+    return any(not used <= set(i.columns) for i in unique if i not in t.indexes)
 
 
 def _fk_kept_but_touched(fk_name: str, s: Table, t: Table, cols: set[str],

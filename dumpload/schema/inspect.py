@@ -12,17 +12,22 @@ from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from typing import Any
 
+import pymysql
+
 from dumpload.catalog import is_work_table
 from dumpload.config import select_tables
 from dumpload.db import Session
 from dumpload.schema import flavor as fl
 from dumpload.schema.model import Check, Schema, Table, Trigger, View
+from dumpload.schema.partitions import partitioning_from_rows
+from dumpload.schema.routines import events_from_rows, routines_from_rows
 from dumpload.sqltext import quote
 
 log = logging.getLogger(__name__)
 
 Rows = list[dict[str, Any]]
-QUERIES = ("tables", "columns", "indexes", "foreign_keys", "checks", "views", "triggers")
+QUERIES = ("tables", "columns", "indexes", "foreign_keys", "checks", "views", "triggers",
+           "partitions", "routines", "parameters", "events")
 
 
 def query_text(name: str) -> str:
@@ -39,6 +44,8 @@ def load_schema(session: Session, include: Sequence[str] = ("*",),
         file = f"checks_{flavor}" if name == "checks" else name
         rows[name] = session.query_dicts(query_text(file), (database,))
     rows["show_create"] = _show_create_rows(session, rows["columns"], flavor)
+    rows["partition_create"] = _partition_create_rows(session, rows["partitions"])
+    rows["object_create"] = _object_create_rows(session, rows["routines"], rows["events"])
     return build_schema(database, flavor, session.server.version, rows, include, exclude)
 
 
@@ -51,6 +58,34 @@ def _show_create_rows(session: Session, columns: Rows, flavor: str) -> Rows:
         if fl.needs_show_create(cols, flavor):
             ddl = session.query(f"SHOW CREATE TABLE {quote(table)}")[0][1]
             out.append({"TABLE_NAME": table, "CREATE": ddl})
+    return out
+
+
+def _partition_create_rows(session: Session, partitions: Rows) -> Rows:
+    """SHOW CREATE TABLE of partitioned tables: the catalog loses LIST DEFAULT partitions
+    and is checked against the server's own clause (see `partitions.check_clause`)."""
+    names = sorted({fl.text(fl.get(r, "TABLE_NAME")) or "" for r in partitions})
+    return [{"TABLE_NAME": n, "CREATE": session.query(f"SHOW CREATE TABLE {quote(n)}")[0][1]}
+            for n in names if not is_work_table(n)]
+
+
+def _object_create_rows(session: Session, routines: Rows, events: Rows) -> Rows:
+    """SHOW CREATE PROCEDURE/FUNCTION/EVENT: the exact text a routine is re-created from.
+
+    Without the privilege to read it the server gives NULL; the model then renders one."""
+    wanted = [(fl.text(fl.get(r, "ROUTINE_TYPE")) or "", fl.text(fl.get(r, "ROUTINE_NAME")))
+              for r in routines] + [("EVENT", fl.text(fl.get(e, "EVENT_NAME"))) for e in events]
+    out = []
+    for kind, name in wanted:
+        kind = kind.upper()
+        try:
+            row = session.query(f"SHOW CREATE {kind} {quote(name or '')}")
+        except pymysql.err.MySQLError as exc:     # e.g. no privilege on another's routine
+            log.warning("cannot read SHOW CREATE %s %s: %s", kind, name, exc)
+            continue
+        text = row[0][3 if kind == "EVENT" else 2] if row else None
+        if text:
+            out.append({"KEY": f"{kind} {name}", "CREATE": fl.text(text)})
     return out
 
 
@@ -69,8 +104,19 @@ def build_schema(database: str, flavor: str, version: tuple[int, int, int],
     views = {v.name: v for v in _views(database, rows.get("views", [])) if v.name in selected}
     triggers = {t.name: t for t in _triggers(rows.get("triggers", [])) if t.table in base}
     inbound = _inbound_fks(database, rows.get("foreign_keys", []), base, set(kinds))
+    creates = {r["KEY"]: r["CREATE"] for r in rows.get("object_create", [])}
+    routines = routines_from_rows(rows.get("routines", []), rows.get("parameters", []), creates)
+    events = events_from_rows(rows.get("events", []), creates)
     return Schema(database, flavor, tuple(version), tables, views, triggers,  # type: ignore
-                  ignored, inbound)
+                  ignored, inbound, _selected(routines, include, exclude),
+                  _selected(events, include, exclude))
+
+
+def _selected(objects: dict[str, Any], include: Sequence[str],
+              exclude: Sequence[str]) -> dict[str, Any]:
+    """Routines and events are selected by name with the same globs as tables."""
+    keep = set(select_tables(sorted({o.name for o in objects.values()}), include, exclude))
+    return {k: o for k, o in objects.items() if o.name in keep}
 
 
 def _inbound_fks(database: str, rows: Rows, selected: set[str],
@@ -105,6 +151,8 @@ def _tables(database: str, flavor: str, rows: Mapping[str, Rows],
     fks = _group(rows.get("foreign_keys", []), names)
     checks = _group(rows.get("checks", []), names)
     creates = {r["TABLE_NAME"]: r["CREATE"] for r in rows.get("show_create", [])}
+    partitions = _group(rows.get("partitions", []), names)
+    part_creates = {r["TABLE_NAME"]: r["CREATE"] for r in rows.get("partition_create", [])}
     out = {}
     for row in rows.get("tables", []):
         name = fl.text(fl.get(row, "TABLE_NAME")) or ""
@@ -120,6 +168,9 @@ def _tables(database: str, flavor: str, rows: Mapping[str, Rows],
                         if not fl.is_column_check(c)]
         out[name] = _table(database, flavor, row, cols, indexes.get(name, []),
                            fks.get(name, []), table_checks)
+        if name in partitions or out[name].partitioned:
+            out[name] = _with_partitioning(out[name], partitions.get(name, []),
+                                           part_creates.get(name))
     return out
 
 
@@ -148,6 +199,15 @@ def _table(database: str, flavor: str, row: Mapping[str, Any], cols: list[Any],
         collation=collation, comment=fl.text(fl.get(row, "TABLE_COMMENT")) or "",
         options=fl.parse_create_options(raw_options),
         partitioned="partitioned" in raw_options.lower())
+
+
+def _with_partitioning(table: Table, rows: list[Any], create_sql: str | None) -> Table:
+    from dataclasses import replace
+    model, unsupported = partitioning_from_rows(rows, create_sql)
+    if model is None and not unsupported:
+        unsupported = ("not supported: partitioning that information_schema.PARTITIONS "
+                       "does not describe",)
+    return replace(table, partitioning=model, unsupported=table.unsupported + unsupported)
 
 
 def _views(database: str, rows: Rows) -> list[View]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from dumpload.schema.partitions import Partitioning
+from dumpload.schema.routines import Event, Routine
 from dumpload.sqltext import quote
 
 
@@ -161,6 +163,10 @@ class Table:
     comment: str = ""
     options: tuple[tuple[str, str], ...] = ()   # explicit CREATE_OPTIONS, sorted
     partitioned: bool = False
+    partitioning: Partitioning | None = None
+    # Clauses the model cannot represent ("not supported: ..."): the table's changes are
+    # refused rather than planned without them.
+    unsupported: tuple[str, ...] = ()
 
     def column(self, name: str) -> Column | None:
         return next((c for c in self.columns if c.name == name), None)
@@ -186,8 +192,9 @@ class Table:
         body += [f.definition() for f in self.foreign_keys]
         body += [c.definition() for c in self.checks]
         inner = ",\n  ".join(body)
-        return (f"CREATE TABLE {quote(name or self.name)} (\n  {inner}\n) "
+        text = (f"CREATE TABLE {quote(name or self.name)} (\n  {inner}\n) "
                 + " ".join(self.options_sql()))
+        return text + ("\n" + self.partitioning.clause() if self.partitioning else "")
 
 
 @dataclass(frozen=True)
@@ -246,3 +253,12 @@ class Schema:
     ignored: tuple[str, ...] = ()   # objects seen but not compared (sequences, ...), why
     # FKs of tables outside the selection that reference selected tables: (table, fk).
     inbound: tuple[tuple[str, ForeignKey], ...] = ()
+    routines: dict[str, Routine] = field(default_factory=dict)   # by "PROCEDURE name"
+    events: dict[str, Event] = field(default_factory=dict)       # by "EVENT name"
+
+    def object_counts(self) -> dict[str, int]:
+        """How many of each kind of object the schema holds (`verify` compares these)."""
+        kinds = [r.kind.lower() for r in self.routines.values()]
+        return {"tables": len(self.tables), "views": len(self.views),
+                "triggers": len(self.triggers), "procedures": kinds.count("procedure"),
+                "functions": kinds.count("function"), "events": len(self.events)}

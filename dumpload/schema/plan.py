@@ -12,8 +12,9 @@ from typing import Any
 
 # Global order of steps. FKs and triggers go first, so no later change trips over them;
 # tables before the constraints and views that need them; views before triggers.
-PHASES = ("drop_trigger", "drop_view", "drop_constraint", "create_table", "alter_table",
-          "rebuild_table", "add_foreign_key", "drop_table", "create_view", "create_trigger")
+PHASES = ("drop_event", "drop_routine", "drop_trigger", "drop_view", "drop_constraint",
+          "create_table", "alter_table", "rebuild_table", "add_foreign_key", "drop_table",
+          "create_routine", "create_view", "create_trigger", "create_event")
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,9 @@ class Step:
     kind: str = ""                # the step's kind, e.g. "rebuild" (several statements)
     statements: tuple[str, ...] = ()
     fallback: tuple[str, ...] = ()   # rebuild statements if the server refuses `sql`
+    # Session variables set around the statement (routines and events are created under
+    # the source's character_set_client, collation_connection and time_zone).
+    context: tuple[tuple[str, str], ...] = ()
 
     @property
     def all_sql(self) -> tuple[str, ...]:
@@ -72,6 +76,9 @@ class Plan:
     allow_unsafe: bool = False
     keep_definer: bool = False
     warnings: tuple[str, ...] = field(default=())
+    # Tables with a clause the model cannot represent ("table: not supported: ..."): the
+    # plan is refused (exit 5) whatever the flags, never applied without the clause.
+    refused: tuple[str, ...] = ()
 
     @property
     def statements(self) -> tuple[str, ...]:
@@ -83,7 +90,7 @@ class Plan:
 
     @property
     def is_empty(self) -> bool:
-        return not self.differences and not self.steps
+        return not self.differences and not self.steps and not self.refused
 
     @property
     def tables(self) -> tuple[str, ...]:
@@ -101,4 +108,5 @@ class Plan:
             "created_tables": list(self.created_tables),
             "dropped_tables": list(self.dropped_tables),
             "warnings": list(self.warnings),
+            "refused": list(self.refused),
         }

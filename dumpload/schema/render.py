@@ -40,6 +40,9 @@ def render_plan_text(plan: Plan) -> str:
     parts = [render_differences(plan)]
     if plan.warnings:
         parts.append("\nnot compared:\n" + "\n".join(f"  {w}" for w in plan.warnings))
+    if plan.refused:
+        parts.append(f"\nnot supported ({len(plan.refused)}; these tables are refused):\n"
+                     + "\n".join(f"  {r}" for r in plan.refused))
     if plan.is_empty:
         return "\n".join(parts)
     if plan.unsafe:
