@@ -68,7 +68,7 @@ from typing import Any
 from dumpload.catalog import OLD_PREFIX, REBUILD_PREFIX, SHADOW_PREFIX
 from dumpload.config import DatabaseConfig, Settings
 from dumpload.data.tables import work_name as _prefixed
-from dumpload.db import SQL_MODE, Session, connect
+from dumpload.db import SQL_MODE, Session, connect, fresh_table_stats
 from dumpload.errors import DataError, DumpLoadError
 from dumpload.mdl import LockBusy, lock_tables, wait_until_waiting
 from dumpload.schema import flavor as fl
@@ -593,6 +593,7 @@ def fingerprints(session: Session, tables: Iterable[str]) -> list[Fingerprint]:
     names = list(tables)
     if not names:
         return []
+    fresh_table_stats(session)
     for _ in range(2):
         rows = session.query(
             "SELECT TABLE_NAME, UPDATE_TIME, NOW() FROM information_schema.TABLES "

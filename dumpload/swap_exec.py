@@ -25,7 +25,7 @@ from typing import Any
 
 import pymysql
 
-from dumpload.db import Session, connect
+from dumpload.db import Session, connect, fresh_table_stats
 from dumpload.errors import DumpLoadError
 from dumpload.mdl import Holder, LockBusy, handoff, lock_tables, wait_until_waiting
 from dumpload.swap import (
@@ -71,6 +71,7 @@ def _watch_parent(cancelled: threading.Event) -> None:
 
 # ---------------------------------------------------------------- the steps
 def check_guard(session: Session, guard: list[Fingerprint]) -> None:
+    fresh_table_stats(session)
     for fp in guard:
         now = session.scalar(
             "SELECT UPDATE_TIME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "

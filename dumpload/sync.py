@@ -27,6 +27,7 @@ from dumpload.config import Config, DatabaseConfig, select_tables
 from dumpload.data import copy_tables, verify_tables
 from dumpload.data.copy import preflight as preflight_copy
 from dumpload.db import connect
+from dumpload.definers import check_definers
 from dumpload.errors import DumpLoadError, StructureError, UsageError, VerifyError
 from dumpload.logs import record_metrics
 from dumpload.schema import Plan, apply_plan, plan_structure
@@ -176,6 +177,8 @@ def run_sync(config: Config, plan: SyncPlan, options: SyncOptions, run_id: str,
     with `.step`/`.table` set; the journal keeps what was done for a resume or rollback."""
     events = events or (lambda kind, info: None)
     ensure_safe(plan, options)
+    if options.keep_definer:
+        check_definers(plan.target, config.settings, plan.structure.statements)
     if plan.data:
         preflight_copy(config, plan.target)
     journal = journals.begin(config.settings.log_dir, run_id, plan.source.name,

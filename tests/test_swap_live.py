@@ -412,3 +412,20 @@ def test_structure_settles_an_old_style_interrupted_swap_first(env: TestEnv) -> 
     assert result.returncode == 0, result.stderr
     assert "settled" in result.stderr
     assert objects_ok(env) is None and work_tables(env) == []
+
+
+def test_keep_definer_without_the_privilege_is_refused_before_any_change(
+        env: TestEnv, deployer: str) -> None:
+    env.src("CREATE TABLE t (id INT PRIMARY KEY)",
+            "CREATE DEFINER=`root`@`localhost` SQL SECURITY DEFINER VIEW v AS SELECT id FROM t")
+    use_target_account(env, deployer, "Dep-pw-1")
+    result = subprocess.run(command(env, "structure", "--yes", "--keep-definer"),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 5, result.stderr
+    assert "view v (DEFINER=root@localhost)" in result.stderr
+    assert env.dst("SHOW TABLES") == []
+    done = subprocess.run(command(env, "structure", "--yes"), capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert env.dst("SELECT DEFINER FROM information_schema.VIEWS "
+                   f"WHERE TABLE_SCHEMA = '{env.database}'") == [(f"{deployer}@%",)]

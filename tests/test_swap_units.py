@@ -124,3 +124,17 @@ def test_changed_since_is_exact_to_the_second_and_conservative() -> None:
     fresh = Fingerprint("t", None, "2026-11-30 10:00:05")
     assert not changed_since(fresh, None)
     assert changed_since(fresh, datetime(2026, 11, 30, 10, 0, 5))
+
+
+def test_foreign_definers_are_found_in_any_quoting() -> None:
+    from dumpload.definers import foreign_definers
+
+    statements = [
+        "CREATE OR REPLACE ALGORITHM=UNDEFINED DEFINER='root'@'localhost' SQL SECURITY "
+        "DEFINER VIEW `v one` AS SELECT 1",
+        "CREATE DEFINER=`app`@`%` TRIGGER `t` BEFORE INSERT ON `x` FOR EACH ROW SET @a = 1",
+        "CREATE DEFINER=CURRENT_USER TRIGGER `mine` BEFORE INSERT ON `x` FOR EACH ROW SET @a = 1",
+        "ALTER TABLE `x` ADD COLUMN `definer` INT",
+    ]
+    assert foreign_definers(statements) == [("view v one", "root@localhost"),
+                                            ("trigger t", "app@%")]

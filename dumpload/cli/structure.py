@@ -23,6 +23,7 @@ from dumpload.cli.app import (
 )
 from dumpload.config import DatabaseConfig
 from dumpload.db import session
+from dumpload.definers import check_definers
 from dumpload.errors import EXIT_DIFFERENCES, StructureError
 from dumpload.schema import apply_plan, plan_structure, render_plan_text
 from dumpload.schema.apply import ensure_supported
@@ -113,6 +114,8 @@ def structure(app: App, from_env: str | None, to_env: str | None, tables: tuple[
         out.print(f"dry run: {len(plan.statements)} statements not executed; nothing written")
         return
     app.confirm(f"Apply {len(plan.statements)} statements to {target.describe()}?", yes)
+    if keep_definer:
+        check_definers(target, app.config.settings, plan.statements)
     if not no_backup:
         _backup(app, target, plan, run.run_id)
     _apply(app, source, target, plan, tables, keep_definer)
