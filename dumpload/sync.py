@@ -133,12 +133,15 @@ def analyse_sync(config: Config, source: DatabaseConfig, target: DatabaseConfig,
     """Everything the run would do; reads both servers, writes nothing."""
     started = time.monotonic()
     with connect(source, config.settings) as src, connect(target, config.settings) as dst:
+        source_sizes = {t.name: t for t in table_sizes(src) if t.kind == "BASE TABLE"}
+        wanted = select_tables(source_sizes, options.data_tables, options.exclude_tables)
+        # The data step replaces the rows of `wanted`: no orphan check on their new FKs.
         structure = plan_structure(src, dst, options.structure_tables, options.exclude_tables,
                                    allow_unsafe=options.allow_unsafe,
-                                   keep_definer=options.keep_definer)
-        source_sizes = {t.name: t for t in table_sizes(src) if t.kind == "BASE TABLE"}
+                                   keep_definer=options.keep_definer, preflight=True,
+                                   skip_orphans=wanted, large_table_bytes=int(
+                                       config.settings.large_table_mb * 1024 * 1024))
         target_tables = {t.name for t in table_sizes(dst) if t.kind == "BASE TABLE"}
-        wanted = select_tables(source_sizes, options.data_tables, options.exclude_tables)
         data, identical = _data_items(config, source, target, structure, wanted, source_sizes,
                                       target_tables)
     touched = set(structure.touched_tables) | {d.table for d in data}
@@ -215,6 +218,12 @@ def ensure_safe(plan: SyncPlan, options: SyncOptions) -> None:
         raise StructureError(f"the plan has {len(unsafe)} unsafe change(s), nothing was "
                              f"written: {listed}", hint="review them with `dumpload analyze`, "
                              "then rerun with --allow-unsafe if they are intended")
+    refusals = plan.structure.refusals()
+    if refusals:
+        raise StructureError("the preflight refuses the structure plan, nothing was written: "
+                             + "; ".join(refusals), hint="fix those rows on the target (or "
+                             "change the source), then rerun; conversions that lose data run "
+                             "only with --allow-unsafe")
 
 
 def _record_failure(journal: journals.Journal, report: SyncReport, step: str,
