@@ -37,7 +37,7 @@ from typing import IO, Any
 
 import zstandard
 
-from dumpload import __version__
+from dumpload import __version__, swap
 from dumpload.config import Config, DatabaseConfig
 from dumpload.data import chunks as chunking
 from dumpload.data import copy as copying
@@ -311,12 +311,12 @@ def import_tables(config: Config, env: DatabaseConfig, folder: Path,
         wire = wire_args(env, binary, dst.server)  # before any write: may refuse
         _create_missing(dst, folder, list(entries))
         plans = [_import_plan(dst, entry) for entry in entries.values()]
-        shadow.cleanup_leftovers(dst)
         defaults = stack.enter_context(defaults_file(env, binary))
         tools = copying._Tools(binary, binary, defaults, defaults, env.database, env.database,
                                target_wire=wire)
         run = copying._Run(plans, progress, env, threads, config.settings)
         run.kind = KIND
+        run.guard = {fp.table: fp for fp in swap.fingerprints(dst, run.plans)}
         for plan in plans:
             progress.add_table(plan.table, plan.rows_estimate, plan.bytes_estimate)
         try:
