@@ -256,7 +256,8 @@ def export_cmd(app: App, env_name: str, out_dir: str, tables: tuple[str, ...],
         raise UsageError(f"no tables selected on {env.name}", hint="check --tables")
     with make_progress(app.err_console) as progress:
         manifest = export_tables(app.config, env, Path(out_dir), names, threads=threads,
-                                 progress=progress)
+                                 progress=progress, objects=table_patterns(
+                                     app, tables, app.config.replication.structure_tables))
     if as_json:
         app.emit_json(manifest)
     total = sum(t["rows"] for t in manifest["tables"])
