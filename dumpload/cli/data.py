@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,11 +60,29 @@ def _data_tables(app: App, env: DatabaseConfig, tables: tuple[str, ...]) -> list
     return selected
 
 
+SHOWN = 40   # tables listed one per row; past that the biggest, then a summary (--json: all)
+
+
+def _rest(items: list[Any], shown: list[Any], what: Callable[[Any], str]) -> str:
+    """'N more table(s): a x, b y' for the items not shown (the terminal stays readable
+    and fast with thousands of tables)."""
+    left = [i for i in items if i not in shown]
+    counts: dict[str, int] = {}
+    for item in left:
+        counts[what(item)] = counts.get(what(item), 0) + 1
+    return f"... {len(left)} more table(s): " + ", ".join(f"{n} {k}" for k, n in counts.items())
+
+
 def _plan_table(plans: list[TablePlan]) -> Table:
-    table = Table("table", "rows (est.)", "size (est.)", "how", title="data copy plan")
-    for p in plans:
-        table.add_row(p.table, f"{p.rows_estimate:,}", human_bytes(p.bytes_estimate),
+    table = Table("table", "rows (est.)", "size (est.)", "strategy", "how",
+                  title="data copy plan")
+    shown = sorted(plans, key=lambda p: -p.bytes_estimate)[:SHOWN] if len(plans) > SHOWN \
+        else plans
+    for p in shown:
+        table.add_row(p.table, f"{p.rows_estimate:,}", human_bytes(p.bytes_estimate), p.mode,
                       p.strategy)
+    if len(shown) < len(plans):
+        table.add_row(_rest(plans, shown, lambda p: p.mode), "", "", "", "")
     return table
 
 
@@ -150,11 +169,16 @@ def _backup(app: App, config: Config, target: DatabaseConfig, names: list[str],
 def _print_copy(app: App, report: CopyReport, backup_id: str | None) -> None:
     table = Table("table", "rows", "bytes", "chunks", "load s", "index s", "verify s", "status",
                   title=f"copied in {report.seconds:.1f} s with {report.threads} thread(s)")
-    for r in report.tables:
+    tables = report.tables
+    if len(tables) > SHOWN:  # failures first, then the slowest
+        tables = sorted(tables, key=lambda r: (r.status == "swapped", -r.seconds))[:SHOWN]
+    for r in tables:
         ph = r.phases
         table.add_row(r.table, f"{r.rows:,}", human_bytes(r.bytes), str(r.chunks),
                       f"{ph.get('extract_load', 0):.1f}", f"{ph.get('index_build', 0):.1f}",
                       f"{ph.get('verify', 0):.1f}", r.status)
+    if len(tables) < len(report.tables):
+        table.add_row(_rest(report.tables, tables, lambda r: r.status), *[""] * 7)
     app.console.print(table)
     if report.verify is not None:
         ok = len(report.verify.tables) - len(report.verify.failed)

@@ -38,9 +38,9 @@ from dumpload import swap
 from dumpload.catalog import fk_groups
 from dumpload.config import Config, DatabaseConfig, Settings
 from dumpload.data import chunks as chunking
-from dumpload.data import encode, shadow
+from dumpload.data import encode, inplace, shadow
 from dumpload.data.stream import Loader, LoadFailed, SourceGone, SourceReader
-from dumpload.data.tables import TableInfo, inspect_table
+from dumpload.data.tables import TableInfo, inspect_tables, schema_fks, trigger_counts
 from dumpload.data.verify import (
     RangeMismatch,
     Sums,
@@ -59,6 +59,8 @@ from dumpload.tools import Binary, ClientDefaults, defaults_file, find_binary, w
 
 log = logging.getLogger(__name__)
 
+IN_PLACE, SHADOW = "in-place", "shadow"   # the strategies a table can take
+
 
 @dataclass
 class TablePlan:
@@ -72,9 +74,13 @@ class TablePlan:
     deferred_indexes: int
     foreign_keys: int
     info: TableInfo | None = field(default=None, repr=False)
+    mode: str = SHADOW   # IN_PLACE or SHADOW (see `choose_modes`)
 
     @property
     def strategy(self) -> str:
+        if self.mode == IN_PLACE:
+            return ("in place: DELETE + LOAD DATA in one transaction with its FK group "
+                    "(no DDL)")
         if len(self.chunks) > 1:
             how = f"{len(self.chunks)} key-range chunks on `{self.chunks[0].column}`"
         else:
@@ -85,7 +91,7 @@ class TablePlan:
     def to_dict(self) -> dict[str, Any]:
         return {"table": self.table, "rows_estimate": self.rows_estimate,
                 "bytes_estimate": self.bytes_estimate, "key": list(self.key),
-                "chunks": len(self.chunks), "strategy": self.strategy}
+                "chunks": len(self.chunks), "strategy": self.mode, "how": self.strategy}
 
 
 @dataclass
@@ -167,23 +173,53 @@ def check_structures(source: TableInfo, target: TableInfo | None, target_env: st
                         f"{target_env}: {diff[:4]}", hint=hint)
 
 
-def _plan_one(src: Session, dst: Session, table: str, threads: int) -> TablePlan:
-    info = inspect_table(src, table)
-    if not info.columns:
-        raise DataError(f"table {table!r} does not exist on {src.env.name}",
-                        hint="check --tables / replication.data_tables")
-    target = inspect_table(dst, table)
-    check_structures(info, target, dst.env.name)
-    split = shadow.split_create(table, shadow.show_create(dst, table))
-    chunks = chunking.plan_chunks(src, info, threads)
-    return TablePlan(table, info.rows_estimate, info.data_bytes, info.key, chunks,
-                     len(split.index_clauses), len(split.fk_clauses), info)
-
-
 def plan_tables(src: Session, dst: Session, tables: Sequence[str],
                 threads: int) -> list[TablePlan]:
-    """Plans for `tables`; raises `DataError` before any write if one cannot be copied."""
-    return [_plan_one(src, dst, t, threads) for t in tables]
+    """Plans for `tables`; raises `DataError` before any write if one cannot be copied.
+
+    The catalog is read with one query per kind for all tables (a schema of thousands of
+    tables would otherwise spend its time on round trips)."""
+    names = list(tables)
+    infos, targets = inspect_tables(src, names), inspect_tables(dst, names)
+    for name in names:
+        if not infos[name].columns:
+            raise DataError(f"table {name!r} does not exist on {src.env.name}",
+                            hint="check --tables / replication.data_tables")
+        check_structures(infos[name], targets[name], dst.env.name)
+    modes = choose_modes(names, infos, targets, trigger_counts(dst),
+                         _edges(dst, schema_fks(dst)))
+    plans = []
+    for name in names:
+        info = infos[name]
+        if modes[name] == IN_PLACE:
+            plans.append(TablePlan(name, info.rows_estimate, info.data_bytes, info.key,
+                                   [chunking.Chunk(name, 0, None, None, None)], 0,
+                                   len(info.fks_out), info, IN_PLACE))
+            continue
+        split = shadow.split_create(name, shadow.show_create(dst, name))
+        plans.append(TablePlan(name, info.rows_estimate, info.data_bytes, info.key,
+                               chunking.plan_chunks(src, info, threads),
+                               len(split.index_clauses), len(split.fk_clauses), info))
+    return plans
+
+
+def choose_modes(names: list[str], source: dict[str, TableInfo], target: dict[str, TableInfo],
+                 triggers: dict[str, int], edges: list[tuple[str, str]]) -> dict[str, str]:
+    """The strategy of each table (pure): IN_PLACE for whole FK groups whose every table
+    is small on both sides (`inplace.MAX_BYTES`), transactional and without triggers;
+    SHADOW otherwise."""
+    def small(t: str) -> bool:
+        return (max(source[t].data_bytes, target[t].data_bytes) <= inplace.MAX_BYTES
+                and target[t].engine.lower() == "innodb" and not triggers.get(t))
+    modes = {}
+    for group in fk_groups(names, edges):
+        mode = IN_PLACE if all(small(t) for t in group) else SHADOW
+        modes.update({t: mode for t in group})
+    return modes
+
+
+def _edges(dst: Session, fks: list[shadow.ForeignKey]) -> list[tuple[str, str]]:
+    return [(fk.table, fk.ref_table) for fk in fks if fk.ref_schema == dst.env.database]
 
 
 def plan_copy(config: Config, source_env: DatabaseConfig, target_env: DatabaseConfig,
@@ -257,7 +293,7 @@ class _Run:
         self.holders: dict[str, Holder] = {}  # --lock-target: a READ lock per table
         self.queue: queue.Queue[chunking.Chunk] = queue.Queue()
         order = sorted(plans, key=lambda p: -p.bytes_estimate)  # big tables first
-        for plan in order:
+        for plan in (p for p in order if p.mode == SHADOW):
             for chunk in striped(plan.chunks, workers):
                 self.queue.put(chunk)
 
@@ -319,8 +355,14 @@ def copy_tables(config: Config, source_env: DatabaseConfig, target_env: Database
             progress.add_table(plan.table, plan.rows_estimate, plan.bytes_estimate)
         try:
             for plan in plans:
-                run.shadows[plan.table] = shadow.create_shadow(dst, plan.table)
-            _copy_all(tools, src, run, min(threads, len(run.queue.queue) or 1))
+                if plan.mode == SHADOW:
+                    run.shadows[plan.table] = shadow.create_shadow(dst, plan.table)
+            small = [p.table for p in plans if p.mode == IN_PLACE]
+            fks = schema_fks(dst)
+            work = inplace.batches(_groups(dst, small, fks),
+                                   {p.table: p.bytes_estimate for p in plans})
+            _copy_all(tools, src, run, min(threads, max(len(run.queue.queue), len(work), 1)),
+                      work, fks)
             _swap_groups(config, target_env, dst, run)
         finally:
             leftover = [s for t, s in run.shadows.items() if run.results[t].status != "swapped"]
@@ -369,10 +411,15 @@ Feed = Callable[[Callable[[bytes], None]], int]   # streams one chunk's bytes in
 Load = tuple[Feed, encode.LoadSpec]               # one stream and the LOAD DATA that reads it
 
 
-def _copy_all(tools: _Tools, src: Session, run: _Run, workers: int) -> None:
+def _copy_all(tools: _Tools, src: Session, run: _Run, workers: int,
+              small: list[list[str]], fks: list[shadow.ForeignKey]) -> None:
+    """Every table read in one snapshot: first the in-place batches, then the chunks of
+    the shadow tables (the same readers, so both see the same moment of the source)."""
     readers = open_snapshot(src, tools.source_binary, tools.source_defaults, list(run.plans),
                             workers, raw=False, wire=tools.source_wire)
     try:
+        if small:
+            _replace_small(tools, run, readers, small, fks)
         run_workers(run, [_copy_job(tools, run, r) for r in readers])
     finally:
         for r in readers:
@@ -381,6 +428,49 @@ def _copy_all(tools: _Tools, src: Session, run: _Run, workers: int) -> None:
         for table, result in run.results.items():
             if result.status not in ("loaded", "failed"):
                 run.fail(table, run.fatal)
+
+
+def _replace_small(tools: _Tools, run: _Run, readers: list[SourceReader],
+                   batches: list[list[str]], fks: list[shadow.ForeignKey]) -> None:
+    """The in-place batches (`inplace`), one target session and one reader per worker."""
+    work: queue.Queue[list[str]] = queue.Queue()
+    for batch in batches:
+        work.put(batch)
+
+    def worker(reader: SourceReader) -> None:
+        session: Session | None = None
+        try:
+            while run.fatal is None:
+                try:
+                    batch = work.get_nowait()
+                except queue.Empty:
+                    return
+                members = set(batch)
+                related = [fk for fk in fks if fk.table in members or (
+                    fk.ref_table in members and fk.ref_schema == run.target_env.database)]
+                try:
+                    session = session or inplace.open_session(run.target_env, run.settings)
+                    session = inplace.replace_batch(run, reader, session, batch, related,
+                                                    tools.source_flavor)
+                except DumpLoadError as exc:
+                    if isinstance(exc, SourceGone):
+                        run.fatal = exc
+                    for t in batch:
+                        run.fail(t, exc)
+                except BaseException as exc:  # a bug: stop everything, report it
+                    run.fatal = exc
+                    for t in batch:
+                        run.fail(t, exc)
+        finally:
+            if session is not None:
+                session.close()
+
+    threads = [threading.Thread(target=worker, args=(r,), name=f"dumpload-inplace-{i}",
+                                daemon=True) for i, r in enumerate(readers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
 
 
 def _copy_job(tools: _Tools, run: _Run, reader: SourceReader) -> Job:
@@ -683,8 +773,10 @@ def _verify_shadow(run: _Run, table: str) -> TableCheck:
 # ---------------------------------------------------------------- swap
 def _swap_groups(config: Config, target_env: DatabaseConfig, dst: Session, run: _Run) -> None:
     dst = _alive(dst, config, target_env)
-    names = list(run.plans)
-    fks = shadow.related_fks(dst, names)
+    names = [t for t, p in run.plans.items() if p.mode == SHADOW]
+    if not names:
+        return
+    fks = schema_fks(dst)
     for group in _groups(dst, names, fks):
         bad = [t for t in group if run.results[t].status != "loaded"]
         if bad:
