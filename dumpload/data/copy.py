@@ -173,8 +173,8 @@ def check_structures(source: TableInfo, target: TableInfo | None, target_env: st
                         f"{target_env}: {diff[:4]}", hint=hint)
 
 
-def plan_tables(src: Session, dst: Session, tables: Sequence[str],
-                threads: int) -> list[TablePlan]:
+def plan_tables(src: Session, dst: Session, tables: Sequence[str], threads: int,
+                in_place_max: int = inplace.MAX_BYTES) -> list[TablePlan]:
     """Plans for `tables`; raises `DataError` before any write if one cannot be copied.
 
     The catalog is read with one query per kind for all tables (a schema of thousands of
@@ -187,7 +187,7 @@ def plan_tables(src: Session, dst: Session, tables: Sequence[str],
                             hint="check --tables / replication.data_tables")
         check_structures(infos[name], targets[name], dst.env.name)
     modes = choose_modes(names, infos, targets, trigger_counts(dst),
-                         _edges(dst, schema_fks(dst)))
+                         _edges(dst, schema_fks(dst)), in_place_max)
     plans = []
     for name in names:
         info = infos[name]
@@ -203,13 +203,20 @@ def plan_tables(src: Session, dst: Session, tables: Sequence[str],
     return plans
 
 
+def in_place_limit(settings: Settings) -> int:
+    """`settings.in_place_max_mb` in bytes."""
+    return int(settings.in_place_max_mb * 1024 * 1024)
+
+
 def choose_modes(names: list[str], source: dict[str, TableInfo], target: dict[str, TableInfo],
-                 triggers: dict[str, int], edges: list[tuple[str, str]]) -> dict[str, str]:
+                 triggers: dict[str, int], edges: list[tuple[str, str]],
+                 in_place_max: int = inplace.MAX_BYTES) -> dict[str, str]:
     """The strategy of each table (pure): IN_PLACE for whole FK groups whose every table
-    is small on both sides (`inplace.MAX_BYTES`), transactional and without triggers;
-    SHADOW otherwise."""
+    is at most `in_place_max` bytes on both sides, transactional and without triggers;
+    SHADOW otherwise (`in_place_max` 0: always SHADOW)."""
     def small(t: str) -> bool:
-        return (max(source[t].data_bytes, target[t].data_bytes) <= inplace.MAX_BYTES
+        return (in_place_max > 0
+                and max(source[t].data_bytes, target[t].data_bytes) <= in_place_max
                 and target[t].engine.lower() == "innodb" and not triggers.get(t))
     modes = {}
     for group in fk_groups(names, edges):
@@ -227,7 +234,7 @@ def plan_copy(config: Config, source_env: DatabaseConfig, target_env: DatabaseCo
     """What `copy_tables` would do (rows, bytes, chunks, strategy). Writes nothing."""
     threads = threads or config.settings.threads
     with _sessions(config, source_env, target_env) as (src, dst):
-        return plan_tables(src, dst, tables, threads)
+        return plan_tables(src, dst, tables, threads, in_place_limit(config.settings))
 
 
 def preflight(config: Config, target_env: DatabaseConfig) -> None:
@@ -344,7 +351,8 @@ def copy_tables(config: Config, source_env: DatabaseConfig, target_env: Database
     started = time.monotonic()
     with ExitStack() as stack:
         src, dst = stack.enter_context(_sessions(config, source_env, target_env))
-        plans = plans or plan_tables(src, dst, tables, threads)
+        plans = plans or plan_tables(src, dst, tables, threads,
+                                     in_place_limit(config.settings))
         tools = _tools(stack, src, dst)  # refuses an impossible `compress: on` before writes
         run = _Run(plans, progress, target_env, threads, config.settings)
         if lock_target:

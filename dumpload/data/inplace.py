@@ -20,7 +20,7 @@ server rolls the transaction back); `foreign_key_checks = 0` keeps an `ON DELETE
 of a table outside the copy from firing on the DELETE, and the anti-joins refuse rows that
 would break an FK. A table with triggers never comes here (they would fire on the copied
 rows): the planner sends it, with its FK group, to the shadow + swap path, and so are
-non-transactional tables and tables above `MAX_BYTES` on either side.
+non-transactional tables and tables above `settings.in_place_max_mb` on either side.
 
 May touch: the rows of the batch's live tables, only inside its transaction.
 """
@@ -53,7 +53,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Above this size (on the source or the target) a table takes the shadow + swap path.
+# Above this size (on the source or the target) a table takes the shadow + swap path
+# (the default of `settings.in_place_max_mb`).
 # Measured on the sandbox (MariaDB 11, a shared 2-core machine): a 200-row table costs
 # ~3 ms in place against ~60-150 ms through shadow, CREATE, ALTER, RENAME and DROP; the
 # row-by-row DELETE and index maintenance of the in-place path only catch up with the
