@@ -123,7 +123,8 @@ def data(app: App, from_env: str | None, to_env: str | None, tables: tuple[str, 
         if as_json:
             app.emit_json({"dry_run": dry_run, "tables": []})
         return
-    plans = plan_copy(config, source, target, names, threads=threads)
+    plans = plan_copy(config, source, target, names, threads=threads, full=full,
+                      lock_target=lock_target)
     out.print(_plan_table(plans))
     if dry_run:
         out.print(f"dry run: {len(plans)} table(s) would be replaced with {threads} thread(s); "
@@ -137,7 +138,7 @@ def data(app: App, from_env: str | None, to_env: str | None, tables: tuple[str, 
     with make_progress(app.err_console) as progress:
         report = copy_tables(config, source, target, names, threads=threads,
                              progress=progress, plans=plans, verify=True,
-                             lock_target=lock_target)
+                             lock_target=lock_target, full=full)
     _print_copy(app, report, backup_id)
     if as_json:
         app.emit_json({"dry_run": False, "backup": backup_id, **report.to_dict()})

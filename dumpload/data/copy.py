@@ -38,7 +38,7 @@ from dumpload import swap
 from dumpload.catalog import fk_groups
 from dumpload.config import Config, DatabaseConfig, Settings
 from dumpload.data import chunks as chunking
-from dumpload.data import encode, inplace, shadow
+from dumpload.data import delta, encode, inplace, shadow
 from dumpload.data.stream import Loader, LoadFailed, SourceGone, SourceReader
 from dumpload.data.tables import TableInfo, inspect_tables, schema_fks, trigger_counts
 from dumpload.data.verify import (
@@ -59,7 +59,7 @@ from dumpload.tools import Binary, ClientDefaults, defaults_file, find_binary, w
 
 log = logging.getLogger(__name__)
 
-IN_PLACE, SHADOW = "in-place", "shadow"   # the strategies a table can take
+IN_PLACE, SHADOW, DELTA = "in-place", "shadow", "delta"   # the strategies a table can take
 
 
 @dataclass
@@ -74,13 +74,17 @@ class TablePlan:
     deferred_indexes: int
     foreign_keys: int
     info: TableInfo | None = field(default=None, repr=False)
-    mode: str = SHADOW   # IN_PLACE or SHADOW (see `choose_modes`)
+    mode: str = SHADOW   # IN_PLACE, DELTA or SHADOW (see `choose_modes`)
 
     @property
     def strategy(self) -> str:
         if self.mode == IN_PLACE:
             return ("in place: DELETE + LOAD DATA in one transaction with its FK group "
                     "(no DDL)")
+        if self.mode == DELTA:
+            return ("delta: key-range checksums on both sides, differing ranges replaced in "
+                    f"one transaction; above {int(delta.MAX_FRACTION * 100)} % of the rows, "
+                    "a full shadow copy")
         if len(self.chunks) > 1:
             how = f"{len(self.chunks)} key-range chunks on `{self.chunks[0].column}`"
         else:
@@ -103,6 +107,7 @@ class TableResult:
     retries: int = 0
     phases: dict[str, float] = field(default_factory=dict)
     status: str = "pending"   # pending, loaded, swapped, failed, mismatch
+    strategy: str = ""        # what was done: in-place, delta, shadow, shadow (delta too big)
     error: str | None = None
     # What crossed each wire, by the servers' own counters on the copy's connections
     # (source `Bytes_sent` of the readers, target `Bytes_received` of the loaders):
@@ -174,7 +179,8 @@ def check_structures(source: TableInfo, target: TableInfo | None, target_env: st
 
 
 def plan_tables(src: Session, dst: Session, tables: Sequence[str], threads: int,
-                in_place_max: int = inplace.MAX_BYTES) -> list[TablePlan]:
+                in_place_max: int = inplace.MAX_BYTES, *, full: bool = False
+                ) -> list[TablePlan]:
     """Plans for `tables`; raises `DataError` before any write if one cannot be copied.
 
     The catalog is read with one query per kind for all tables (a schema of thousands of
@@ -186,8 +192,14 @@ def plan_tables(src: Session, dst: Session, tables: Sequence[str], threads: int,
             raise DataError(f"table {name!r} does not exist on {src.env.name}",
                             hint="check --tables / replication.data_tables")
         check_structures(infos[name], targets[name], dst.env.name)
-    modes = choose_modes(names, infos, targets, trigger_counts(dst),
-                         _edges(dst, schema_fks(dst)), in_place_max)
+    fks, triggers = schema_fks(dst), trigger_counts(dst)
+    modes = choose_modes(names, infos, targets, triggers, _edges(dst, fks), in_place_max)
+    if not full:
+        linked = {fk.table for fk in fks} | {fk.ref_table for fk in fks}
+        for name in names:
+            if modes[name] == SHADOW and delta_candidate(infos[name], targets[name], linked,
+                                                         triggers):
+                modes[name] = DELTA
     plans = []
     for name in names:
         info = infos[name]
@@ -199,7 +211,8 @@ def plan_tables(src: Session, dst: Session, tables: Sequence[str], threads: int,
         split = shadow.split_create(name, shadow.show_create(dst, name))
         plans.append(TablePlan(name, info.rows_estimate, info.data_bytes, info.key,
                                chunking.plan_chunks(src, info, threads),
-                               len(split.index_clauses), len(split.fk_clauses), info))
+                               len(split.index_clauses), len(split.fk_clauses), info,
+                               modes[name]))
     return plans
 
 
@@ -225,16 +238,32 @@ def choose_modes(names: list[str], source: dict[str, TableInfo], target: dict[st
     return modes
 
 
+def delta_candidate(source: TableInfo, target: TableInfo, linked: set[str],
+                    triggers: dict[str, int]) -> bool:
+    """Whether a large table may be brought in line by its differing key ranges (pure):
+    a key to cut ranges on, rows on the target to keep, transactional, no trigger (it
+    would fire on the copied rows) and no FK in or out (checking one would scan the
+    whole table and its partners)."""
+    return (chunking.splittable(source) and target.rows_estimate > 0
+            and target.engine.lower() == "innodb" and not triggers.get(source.name)
+            and source.name not in linked)
+
+
 def _edges(dst: Session, fks: list[shadow.ForeignKey]) -> list[tuple[str, str]]:
     return [(fk.table, fk.ref_table) for fk in fks if fk.ref_schema == dst.env.database]
 
 
 def plan_copy(config: Config, source_env: DatabaseConfig, target_env: DatabaseConfig,
-              tables: Sequence[str], *, threads: int | None = None) -> list[TablePlan]:
-    """What `copy_tables` would do (rows, bytes, chunks, strategy). Writes nothing."""
+              tables: Sequence[str], *, threads: int | None = None, full: bool = False,
+              lock_target: bool = False) -> list[TablePlan]:
+    """What `copy_tables` would do (rows, bytes, chunks, strategy). Writes nothing.
+
+    `full`: no delta copy. `lock_target` implies it: a delta compares before it writes,
+    while `--lock-target` promises that nobody writes between the two."""
     threads = threads or config.settings.threads
     with _sessions(config, source_env, target_env) as (src, dst):
-        return plan_tables(src, dst, tables, threads, in_place_limit(config.settings))
+        return plan_tables(src, dst, tables, threads, in_place_limit(config.settings),
+                           full=full or lock_target)
 
 
 def preflight(config: Config, target_env: DatabaseConfig) -> None:
@@ -285,6 +314,7 @@ class _Run:
         self.target_env = target_env
         self.settings = settings
         self.kind = ""                      # checksum kind; "" = do not verify
+        self.delta_kind = "md5"             # checksum kind of delta comparisons
         self.loaders: dict[int, Loader] = {}  # running loads by target connection id
         self.checks: dict[str, TableCheck] = {}
         self.source_sums: dict[tuple[str, int], Sums] = {}  # (table, chunk index) → sums
@@ -335,7 +365,7 @@ def copy_tables(config: Config, source_env: DatabaseConfig, target_env: Database
                 tables: Sequence[str], *, threads: int | None = None,
                 progress: Progress | None = None, plans: list[TablePlan] | None = None,
                 verify: bool = False, metrics: bool = True,
-                lock_target: bool = False) -> CopyReport:
+                lock_target: bool = False, full: bool = False) -> CopyReport:
     """Replace the target's rows of `tables` with the source's, atomically per FK group.
 
     With `verify`, each loaded shadow is compared with the source's snapshot (per key
@@ -352,13 +382,17 @@ def copy_tables(config: Config, source_env: DatabaseConfig, target_env: Database
     with ExitStack() as stack:
         src, dst = stack.enter_context(_sessions(config, source_env, target_env))
         plans = plans or plan_tables(src, dst, tables, threads,
-                                     in_place_limit(config.settings))
+                                     in_place_limit(config.settings),
+                                     full=full or lock_target)
         tools = _tools(stack, src, dst)  # refuses an impossible `compress: on` before writes
         run = _Run(plans, progress, target_env, threads, config.settings)
         if lock_target:
-            run.holders = stack.enter_context(hold_writes(config, target_env, plans))
+            # In-place tables need no holder: their transaction's row locks block writes.
+            run.holders = stack.enter_context(hold_writes(
+                config, target_env, [p for p in plans if p.mode != IN_PLACE]))
         run.guard = {fp.table: fp for fp in swap.fingerprints(dst, run.plans)}
-        run.kind = session_kind(src, dst) if verify else ""
+        run.delta_kind = session_kind(src, dst)
+        run.kind = run.delta_kind if verify else ""
         for plan in plans:
             progress.add_table(plan.table, plan.rows_estimate, plan.bytes_estimate)
         try:
@@ -369,8 +403,9 @@ def copy_tables(config: Config, source_env: DatabaseConfig, target_env: Database
             fks = schema_fks(dst)
             work = inplace.batches(_groups(dst, small, fks),
                                    {p.table: p.bytes_estimate for p in plans})
-            _copy_all(tools, src, run, min(threads, max(len(run.queue.queue), len(work), 1)),
-                      work, fks)
+            deltas = [p.table for p in plans if p.mode == DELTA]
+            width = threads if deltas else min(threads, max(len(run.queue.queue), len(work), 1))
+            _copy_all(tools, src, dst, run, width, work, fks, deltas)
             _swap_groups(config, target_env, dst, run)
         finally:
             leftover = [s for t, s in run.shadows.items() if run.results[t].status != "swapped"]
@@ -419,13 +454,16 @@ Feed = Callable[[Callable[[bytes], None]], int]   # streams one chunk's bytes in
 Load = tuple[Feed, encode.LoadSpec]               # one stream and the LOAD DATA that reads it
 
 
-def _copy_all(tools: _Tools, src: Session, run: _Run, workers: int,
-              small: list[list[str]], fks: list[shadow.ForeignKey]) -> None:
-    """Every table read in one snapshot: first the in-place batches, then the chunks of
-    the shadow tables (the same readers, so both see the same moment of the source)."""
+def _copy_all(tools: _Tools, src: Session, dst: Session, run: _Run, workers: int,
+              small: list[list[str]], fks: list[shadow.ForeignKey], deltas: list[str]) -> None:
+    """Every table read in one snapshot: first the delta tables (a too-big delta joins the
+    shadow tables), then the in-place batches, then the chunks of the shadow tables (the
+    same readers, so all see the same moment of the source)."""
     readers = open_snapshot(src, tools.source_binary, tools.source_defaults, list(run.plans),
                             workers, raw=False, wire=tools.source_wire)
     try:
+        for table in deltas:
+            _copy_delta(tools, src, dst, run, readers, table, workers)
         if small:
             _replace_small(tools, run, readers, small, fks)
         run_workers(run, [_copy_job(tools, run, r) for r in readers])
@@ -434,8 +472,32 @@ def _copy_all(tools: _Tools, src: Session, run: _Run, workers: int,
             r.close()
     if isinstance(run.fatal, SourceGone):
         for table, result in run.results.items():
-            if result.status not in ("loaded", "failed"):
+            if result.status not in ("loaded", "failed", "swapped"):
                 run.fail(table, run.fatal)
+
+
+def _copy_delta(tools: _Tools, src: Session, dst: Session, run: _Run,
+                readers: list[SourceReader], table: str, workers: int) -> None:
+    """One delta table (`delta`); when its delta is too big, it becomes a shadow table
+    whose chunks join the queue."""
+    try:
+        if delta.copy_delta(run, readers, src, table, tools.source_flavor):
+            return
+    except SourceGone as exc:
+        run.fatal = exc
+        run.fail(table, exc)
+        return
+    except DumpLoadError as exc:
+        run.fail(table, exc)
+        return
+    except pymysql.err.MySQLError as exc:
+        run.fail(table, DataError(f"{table}: {exc}"))
+        return
+    plan = run.plans[table]
+    plan.mode = SHADOW
+    run.shadows[table] = shadow.create_shadow(dst, table)
+    for chunk in striped(plan.chunks, workers):
+        run.queue.put(chunk)
 
 
 def _replace_small(tools: _Tools, run: _Run, readers: list[SourceReader],
@@ -810,6 +872,7 @@ def _swap_groups(config: Config, target_env: DatabaseConfig, dst: Session, run: 
             continue
         for t in group:
             run.results[t].status = "swapped"
+            run.results[t].strategy = run.results[t].strategy or SHADOW
             run.results[t].phases["swap"] = round(time.monotonic() - started, 3)
             run.progress.table_done(t, "done")
 

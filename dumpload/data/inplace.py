@@ -152,7 +152,7 @@ def load_stream(session: Session, table: str, spec: encode.LoadSpec, feed: Feed,
     return rows, fed[0] if fed else 0
 
 
-def _census(reader: SourceReader, info: TableInfo, where: str, kind: str,
+def census(reader: SourceReader, info: TableInfo, where: str, kind: str,
             flavor: str) -> tuple[int, int, int]:
     sql = encode.census_sql(info.name, info.columns, where, kind or "md5", flavor)
     assert sql is not None  # a kind is always given: there is always a census
@@ -167,7 +167,7 @@ def copy_part(session: Session, reader: SourceReader, info: TableInfo, where: st
               ) -> tuple[int, int, Sums]:
     """Load the source rows of `info` matching `where` into the live table (inside the
     caller's transaction, after its DELETE); (rows, bytes, the source's sums)."""
-    rows, total, words = _census(reader, info, where, kind, flavor)
+    rows, total, words = census(reader, info, where, kind, flavor)
     parts = encode.client_parts(info.name, info.copied_columns, where, flavor,
                                 null_words=words > 0)
     loaded = size = 0
@@ -222,7 +222,7 @@ def replace_batch(run: _Run, reader: SourceReader, session: Session, tables: lis
             _replace_once(run, reader, session, tables, fks, flavor)
             return session
         except (pymysql.err.MySQLError, LoadFailed) as exc:
-            _rollback(session)
+            rollback(session)
             retry = (is_transient(exc) if isinstance(exc, pymysql.err.MySQLError)
                      else exc.retryable)
             if not retry or attempt == attempts:
@@ -237,15 +237,15 @@ def replace_batch(run: _Run, reader: SourceReader, session: Session, tables: lis
             session = _fresh(run, session)
             _reset_progress(run, tables)
         except SourceGone:
-            _rollback(session)
+            rollback(session)
             raise
         except DumpLoadError as exc:
-            _rollback(session)
+            rollback(session)
             for t in tables:
                 run.fail(t, exc)
             return session
         except BaseException:
-            _rollback(session)
+            rollback(session)
             raise
     return session
 
@@ -273,6 +273,7 @@ def _replace_once(run: _Run, reader: SourceReader, session: Session, tables: lis
     seconds = round((time.monotonic() - started) / max(1, len(tables)), 4)
     for t in tables:
         run.results[t].status = "swapped"
+        run.results[t].strategy = "in-place"
         run.results[t].phases["in_place"] = seconds
         run.progress.table_done(t, "done")
 
@@ -300,7 +301,7 @@ def _verify(run: _Run, session: Session, tables: list[str], sums: dict[str, Sums
                               "run log")
 
 
-def _rollback(session: Session) -> None:
+def rollback(session: Session) -> None:
     with contextlib.suppress(pymysql.err.Error):
         session.conn.rollback()
 
