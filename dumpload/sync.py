@@ -27,7 +27,7 @@ from dumpload.backup import create_backup
 from dumpload.catalog import table_sizes
 from dumpload.config import Config, DatabaseConfig, select_tables
 from dumpload.data import copy_tables, verify_tables
-from dumpload.data.copy import preflight as preflight_copy
+from dumpload.data.plan import preflight as preflight_copy
 from dumpload.db import connect
 from dumpload.definers import check_definers
 from dumpload.errors import DumpLoadError, StructureError, VerifyError

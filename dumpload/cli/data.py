@@ -24,7 +24,8 @@ from dumpload.cli.app import (
     yes_option,
 )
 from dumpload.config import Config, DatabaseConfig, select_tables
-from dumpload.data.copy import CopyReport, TablePlan
+from dumpload.data.engine import CopyReport
+from dumpload.data.plan import TablePlan
 from dumpload.data.verify import VerifyReport
 from dumpload.db import session
 from dumpload.errors import EXIT_DIFFERENCES, DataError, DumpLoadError, UsageError, VerifyError
@@ -107,7 +108,7 @@ def data(app: App, from_env: str | None, to_env: str | None, tables: tuple[str, 
     The target tables must already have the source's structure (`dumpload structure`).
     """
     from dumpload.data import copy_tables, plan_copy
-    from dumpload.data.copy import preflight
+    from dumpload.data.plan import preflight
 
     run = app.start("data", json_mode=as_json)
     config = app.config

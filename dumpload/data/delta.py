@@ -42,7 +42,7 @@ from dumpload.errors import VerifyError
 from dumpload.sqltext import quote
 
 if TYPE_CHECKING:
-    from dumpload.data.copy import _Run
+    from dumpload.data.engine import Run
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def worth_it(differing: list[tuple[Sums, Sums]], source_rows: int, target_rows: 
     return changed <= MAX_FRACTION * max(source_rows, target_rows, 1)
 
 
-def compare(run: _Run, readers: list[SourceReader], table: str, ranges: list[chunking.Chunk],
+def compare(run: Run, readers: list[SourceReader], table: str, ranges: list[chunking.Chunk],
             flavor: str) -> dict[int, tuple[Sums, Sums]]:
     """{range index: (source sums, target sums)} for every range; sources read in the
     readers' snapshot, targets on the live table, side by side."""
@@ -115,7 +115,7 @@ def compare(run: _Run, readers: list[SourceReader], table: str, ranges: list[chu
     return out
 
 
-def copy_delta(run: _Run, readers: list[SourceReader], src: Session, table: str,
+def copy_delta(run: Run, readers: list[SourceReader], src: Session, table: str,
                flavor: str) -> bool:
     """Bring `table` in line by its differing ranges. False: the delta is too big, copy
     the table whole instead (nothing was written). Raises on failure (old rows kept)."""
@@ -155,7 +155,7 @@ def copy_delta(run: _Run, readers: list[SourceReader], src: Session, table: str,
     return True
 
 
-def _replace(run: _Run, reader: SourceReader, session: Session, table: str,
+def _replace(run: Run, reader: SourceReader, session: Session, table: str,
              differing: list[chunking.Chunk], sums: dict[int, tuple[Sums, Sums]],
              flavor: str) -> None:
     info = run.plans[table].info

@@ -49,7 +49,7 @@ from dumpload.errors import DataError, DumpLoadError, VerifyError
 from dumpload.sqltext import quote
 
 if TYPE_CHECKING:
-    from dumpload.data.copy import _Run
+    from dumpload.data.engine import Run
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +209,7 @@ def check_guard(session: Session, guard: dict[str, swap.Fingerprint],
             "writes to each table while it is copied")
 
 
-def replace_batch(run: _Run, reader: SourceReader, session: Session, tables: list[str],
+def replace_batch(run: Run, reader: SourceReader, session: Session, tables: list[str],
                   fks: list[ForeignKey], flavor: str) -> Session:
     """Replace `tables` in one transaction (module docstring); statuses in `run.results`.
 
@@ -250,7 +250,7 @@ def replace_batch(run: _Run, reader: SourceReader, session: Session, tables: lis
     return session
 
 
-def _replace_once(run: _Run, reader: SourceReader, session: Session, tables: list[str],
+def _replace_once(run: Run, reader: SourceReader, session: Session, tables: list[str],
                   fks: list[ForeignKey], flavor: str) -> None:
     started = time.monotonic()
     session.execute("START TRANSACTION")
@@ -278,7 +278,7 @@ def _replace_once(run: _Run, reader: SourceReader, session: Session, tables: lis
         run.progress.table_done(t, "done")
 
 
-def _verify(run: _Run, session: Session, tables: list[str], sums: dict[str, Sums]) -> None:
+def _verify(run: Run, session: Session, tables: list[str], sums: dict[str, Sums]) -> None:
     """The loaded rows against the source's census, inside the transaction."""
     kind = run.kind or "md5"
     for t in tables:
@@ -306,7 +306,7 @@ def rollback(session: Session) -> None:
         session.conn.rollback()
 
 
-def _fresh(run: _Run, session: Session) -> Session:
+def _fresh(run: Run, session: Session) -> Session:
     try:
         session.conn.ping(reconnect=False)
         return session
@@ -315,7 +315,7 @@ def _fresh(run: _Run, session: Session) -> Session:
         return open_session(run.target_env, run.settings)
 
 
-def _reset_progress(run: _Run, tables: list[str]) -> None:
+def _reset_progress(run: Run, tables: list[str]) -> None:
     for t in tables:
         result = run.results[t]
         result.rows = result.bytes = 0
