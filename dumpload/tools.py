@@ -357,7 +357,9 @@ def run(argv: Sequence[str], *, stdin: bytes | str | None = None, timeout: float
 def _tail(stderr: bytes | str) -> str:
     """The end of a tool's stderr, with any row value or statement it echoes elided."""
     text = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else stderr
-    return elide_message(text.strip()[-STDERR_KEEP:])
+    # Elide first: the client echoes a whole failing statement (up to a dump's ~1 MB
+    # INSERT), and a cut tail would no longer show where that echo starts.
+    return elide_message(text.strip())[-STDERR_KEEP:]
 
 
 def widen_pipe(fd: int, size: int = 1 << 20) -> None:

@@ -25,6 +25,7 @@ from dumpload.errors import StructureError
 from dumpload.schema.diff import diff
 from dumpload.schema.inspect import load_schema
 from dumpload.schema.plan import Plan, Step
+from dumpload.sqltext import elide_values
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ def _execute(session: Session, step: Step, sql: str) -> None:
         detail = exc.args[1] if len(exc.args) > 1 else str(exc)
         error = StructureError(
             f"{session.env.name}: {step.phase.replace('_', ' ')} of {step.table!r} failed "
-            f"(error {code}: {detail})\n  statement: {sql}",
+            f"(error {code}: {detail})\n  statement: {elide_values(sql)}",
             hint=_hint(code))
         error.code = code  # type: ignore[attr-defined]
         error.table = step.table  # type: ignore[attr-defined]
