@@ -1,14 +1,15 @@
 """`doctor`: can dumpload do its job with this configuration? Reads only.
 
-Each check is a `Check` row (ok or not, what was seen, how to fix it). The source needs
-read privileges; the target needs write privileges and `local_infile`; both need the
-client binaries; the backup folder must be writable with room to spare.
+Each check is a `Check` row (ok or not, what was seen, how to fix it). Privileges are the
+account's effective grants (roles included) against what each command runs on an env of
+that role (`dumpload.privileges`); a missing one names the commands it blocks. The
+target also needs `local_infile`; both need the client binaries; the backup folder must be
+writable with room to spare.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import shutil
 import tempfile
@@ -16,15 +17,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from dumpload import privileges
 from dumpload.config import Config, DatabaseConfig
 from dumpload.db import Session, connect
 from dumpload.errors import DumpLoadError
 from dumpload.private import make_dirs, readable_by_others
 from dumpload.tools import find_binary, wire_compression
 
-SOURCE_PRIVILEGES = ("SELECT", "SHOW VIEW", "TRIGGER", "LOCK TABLES")
-TARGET_PRIVILEGES = ("SELECT", "CREATE", "ALTER", "DROP", "INSERT", "DELETE", "INDEX",
-                     "REFERENCES", "TRIGGER", "CREATE VIEW")
 MIN_FREE_BYTES = 1 << 30  # a backup folder with less than 1 GiB free fails the check
 
 
@@ -66,8 +65,7 @@ def check_environment(config: Config, env: DatabaseConfig) -> list[Check]:
         checks = [Check(env.name, "connection", True,
                         f"{env.user}@{env.address}/{env.database} ({role})"),
                   Check(env.name, "server", True, session.server.version_string)]
-        wanted = TARGET_PRIVILEGES if role == "target" else SOURCE_PRIVILEGES
-        checks.append(check_privileges(session, wanted))
+        checks.append(check_privileges(session, role))
         if role == "target":
             checks.append(check_local_infile(session))
         checks += check_binaries(env.name, session.server.flavor)
@@ -75,47 +73,20 @@ def check_environment(config: Config, env: DatabaseConfig) -> list[Check]:
     return checks
 
 
-def granted_privileges(session: Session) -> set[str]:
-    """Privileges of the current account that apply to its configured database."""
-    user = session.scalar("SELECT CURRENT_USER()")
-    name, _, host = user.rpartition("@")
-    grantee = f"'{name}'@'{host}'"
-    privs = {r[0] for r in session.query(
-        "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = %s",
-        (grantee,))}
-    for schema, priv in session.query(
-            "SELECT TABLE_SCHEMA, PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES "
-            "WHERE GRANTEE = %s", (grantee,)):
-        if _schema_matches(schema, session.env.database):
-            privs.add(priv)
-    return privs
-
-
-def _schema_matches(pattern: str, database: str) -> bool:
-    # Schema grants may use LIKE wildcards ('shop\_%'); escaped ones are literal.
-    regex = ""
-    i = 0
-    while i < len(pattern):
-        ch = pattern[i]
-        if ch == "\\" and i + 1 < len(pattern):
-            regex += re.escape(pattern[i + 1])
-            i += 2
-            continue
-        regex += ".*" if ch == "%" else "." if ch == "_" else re.escape(ch)
-        i += 1
-    return re.fullmatch(regex, database) is not None
-
-
-def check_privileges(session: Session, wanted: Iterable[str]) -> Check:
-    have = granted_privileges(session)
-    missing = [p for p in wanted if p not in have]
+def check_privileges(session: Session, role: str) -> Check:
+    """The account's effective grants against what each command of this role runs."""
     env = session.env
+    required = privileges.required(role, session.server.flavor)
+    have = privileges.effective_grants(session)
+    missing = privileges.missing(required, have, env.database)
     if not missing:
-        return Check(env.name, "privileges", True, ", ".join(wanted))
-    on = f"`{env.database}`.*"
-    return Check(env.name, "privileges", False, f"missing: {', '.join(missing)}",
-                 f"GRANT {', '.join(missing)} ON {on} TO {session.scalar('SELECT CURRENT_USER()')}"
-                 " (or grant them through a role that is active by default)")
+        return Check(env.name, "privileges", True,
+                     ", ".join(str(r) for r in required) + f" ({role})")
+    detail = "; ".join(f"missing {r} (blocks: {', '.join(r.commands)})" for r in missing)
+    user = session.scalar("SELECT CURRENT_USER()")
+    return Check(env.name, "privileges", False, detail,
+                 privileges.grant_statements(missing, env.database, user)
+                 + " (or grant them through a role that is active by default)")
 
 
 def check_local_infile(session: Session) -> Check:

@@ -318,6 +318,15 @@ def base_argv(binary: Binary, defaults: ClientDefaults) -> list[str]:
     return [binary.path, defaults.option]
 
 
+def binlog_position_args(binary: Binary) -> list[str]:
+    """Options that write the snapshot's binlog coordinates as comments in the dump."""
+    if binary.is_mariadb:
+        return ["--master-data=2", "--gtid"]
+    match = re.match(r"(\d+)\.(\d+)\.(\d+)", binary.short_version)
+    version = tuple(int(x) for x in match.groups()) if match else (0, 0, 0)
+    return ["--source-data=2" if version >= (8, 0, 26) else "--master-data=2"]
+
+
 def dump_names(database: str, *tables: str) -> list[str]:
     """The dump tool's trailing argv words: `--`, then the database and table names, which
     the tool then never reads as options, whatever they spell."""
