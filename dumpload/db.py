@@ -34,6 +34,7 @@ from tenacity import (
 
 from dumpload.config import DatabaseConfig, Settings
 from dumpload.errors import ConnectError
+from dumpload.flavor import Flavor
 from dumpload.sqltext import elide_message, elide_values
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,11 @@ class ServerInfo:
     @property
     def is_mariadb(self) -> bool:
         return self.flavor == "mariadb"
+
+    @property
+    def kind(self) -> Flavor:
+        """The flavor and version as one value with its predicates (`dumpload.flavor`)."""
+        return Flavor.of(self.flavor, self.version)
 
     def __str__(self) -> str:
         name = "MariaDB" if self.is_mariadb else "MySQL"
@@ -136,6 +142,14 @@ def elided_error(exc: pymysql.err.MySQLError, sql: str = "") -> pymysql.err.MySQ
     new = type(exc)(*args)
     new.statement = elide_values(sql) if sql else ""  # type: ignore[attr-defined]
     return new
+
+
+def fresh_table_stats(session: Session) -> None:
+    """Make `information_schema.TABLES` (UPDATE_TIME, sizes) current for this session:
+    MySQL 8 caches them for a day by default (`information_schema_stats_expiry`);
+    MariaDB never caches them."""
+    if not session.server.is_mariadb:
+        session.execute("SET SESSION information_schema_stats_expiry = 0")
 
 
 def is_transient(exc: BaseException) -> bool:
