@@ -124,7 +124,9 @@ def apply_plan(session: Session, plan: Plan,
 
 
 def _execute(session: Session, step: Step, sql: str) -> None:
-    log.info("structure: %s", sql)
+    # Literals elided at INFO (a plan may carry values); --log-level DEBUG logs them whole.
+    log.info("structure: %s", elide_values(sql, keep=1000))
+    log.debug("structure (as sent): %s", sql)
     try:
         if step.sql_mode is not None:
             session.execute("SET SESSION sql_mode=%s", (step.sql_mode,))
