@@ -25,18 +25,13 @@ from dumpload import journal as journals
 from dumpload.backup import create_backup, find_backup, verify_backup
 from dumpload.backup.files import KIND_PRE_RESTORE, BackupInfo
 from dumpload.backup.inprogress import in_progress, settle_interrupted
-from dumpload.backup.restore import (  # the swap protocol's names, as restore uses them
-    Replacement,
-    load_work_tables,
-    restore_views,
-    settle_leftovers,
-    swap_group,
-)
+from dumpload.backup.restore import load_work_tables, restore_views
 from dumpload.config import Config, DatabaseConfig
 from dumpload.db import Session, session
 from dumpload.errors import BackupError, DumpLoadError
 from dumpload.logs import record_backup
 from dumpload.sqltext import quote
+from dumpload.swap import Replacement, settle_leftovers, swap_group
 
 log = logging.getLogger(__name__)
 
