@@ -40,6 +40,7 @@ _SETTINGS_TYPES: dict[str, type | tuple[type, ...]] = {
     "batch_size": int, "threads": int, "log_level": str, "connection_timeout": int,
     "retry_attempts": int, "compression_level": int,
     "keep_daily": int, "keep_weekly": int, "keep_monthly": int,
+    "large_table_mb": (int, float),
 }
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -101,6 +102,7 @@ class Settings:
     keep_daily: int = 0      # grandfather-father-son retention of full backups; 0 = off
     keep_weekly: int = 0
     keep_monthly: int = 0
+    large_table_mb: float = 256     # structure: ALTERs of bigger tables get an estimate
 
 
 @dataclass(frozen=True)
@@ -352,7 +354,8 @@ def _parse_settings(path: Path, base: Path, raw: dict[str, Any]) -> Settings:
     for key in ("threads", "batch_size", "connection_timeout", "retry_attempts", "max_backups"):
         if key in raw and raw[key] < 1:
             raise ConfigError(f"{path}: 'settings.{key}' must be at least 1, got {raw[key]}")
-    for key in ("backup_retention_days", "keep_daily", "keep_weekly", "keep_monthly"):
+    for key in ("backup_retention_days", "keep_daily", "keep_weekly", "keep_monthly",
+                "large_table_mb"):
         if raw.get(key, 0) < 0:
             raise ConfigError(f"{path}: 'settings.{key}' must not be negative, got {raw[key]}")
     if "compression_level" in raw and not 1 <= raw["compression_level"] <= 19:

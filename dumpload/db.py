@@ -29,6 +29,7 @@ from tenacity import (
 
 from dumpload.config import DatabaseConfig, Settings
 from dumpload.errors import ConnectError
+from dumpload.flavor import Flavor
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,11 @@ class ServerInfo:
     @property
     def is_mariadb(self) -> bool:
         return self.flavor == "mariadb"
+
+    @property
+    def kind(self) -> Flavor:
+        """The flavor and version as one value with its predicates (`dumpload.flavor`)."""
+        return Flavor.of(self.flavor, self.version)
 
     def __str__(self) -> str:
         name = "MariaDB" if self.is_mariadb else "MySQL"

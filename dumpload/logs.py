@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from dumpload import __version__
+from dumpload.private import make_dirs, open_private, touch
 
 BACKUP_HISTORY = "backup_history.log"
 ERROR_SUMMARY = "error_summary.log"
@@ -55,14 +56,14 @@ def start_run(log_dir: Path, argv: Sequence[str], level: str,
 
     The run id is the stamp; a second run within the same second gets a suffix.
     """
-    log_dir.mkdir(parents=True, exist_ok=True)
+    make_dirs(log_dir)
     stamp = now_stamp()
     run_id, n = stamp, 1
     while (log_dir / f"replicator_{run_id}.log").exists():
         n += 1
         run_id = f"{stamp}_{n}"
     path = log_dir / f"replicator_{run_id}.log"
-    handler = logging.FileHandler(path, encoding="utf-8")
+    handler = logging.FileHandler(touch(path), encoding="utf-8")  # created 0600 first
     handler.setFormatter(logging.Formatter(_FORMAT))
     handler.setLevel(level)
     logger = logging.getLogger("dumpload")
@@ -78,8 +79,8 @@ def start_run(log_dir: Path, argv: Sequence[str], level: str,
 
 
 def _append_line(path: Path, line: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as fh:
+    make_dirs(path.parent)
+    with open_private(path, "a") as fh:
         fh.write(line.rstrip("\n") + "\n")
 
 

@@ -40,9 +40,11 @@ import os
 import re
 import shutil
 import socket as socketlib
+import stat
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -53,6 +55,7 @@ import sh
 
 from dumpload.config import DatabaseConfig
 from dumpload.errors import ConfigError, ToolError
+from dumpload.sqltext import elide_message
 
 if TYPE_CHECKING:
     from dumpload.db import ServerInfo
@@ -222,23 +225,58 @@ def defaults_file(db: DatabaseConfig, binary: Binary) -> Iterator[ClientDefaults
 CRED_DIR_PREFIX = "dumpload-cred-"
 
 
-def sweep_stale_credentials(folders: Sequence[Path] = ()) -> list[Path]:
+STALE_AFTER = 3600  # seconds; see sweep_stale_credentials
+
+
+def sweep_stale_credentials(folders: Sequence[Path] = (), *,
+                            min_age: float = STALE_AFTER) -> list[Path]:
     """Remove `dumpload-cred-*` folders of this user that versions before in-memory
     credentials left in the temp dir when killed: each holds a password in plain text.
-    Returns the folders removed."""
+
+    An older dumpload running at this moment still needs its folder, and nothing shows
+    which process owns one, so only folders untouched for `min_age` seconds and named in
+    no live process's command line are removed (an old version's folder lives as long as
+    one copy, backup or restore). Returns the folders removed.
+    """
     roots = list(folders) or list(dict.fromkeys([Path(tempfile.gettempdir()), Path("/tmp")]))
-    removed = []
+    candidates = []
     for root in roots:
         with contextlib.suppress(OSError):
-            for folder in root.glob(CRED_DIR_PREFIX + "*"):
-                with contextlib.suppress(OSError):
-                    if folder.is_dir() and not folder.is_symlink() \
-                            and folder.lstat().st_uid == os.getuid():
-                        shutil.rmtree(folder)
-                        removed.append(folder)
-    for folder in removed:
-        log.warning("removed %s: a credentials folder left by an older dumpload", folder)
+            candidates += [f for f in root.glob(CRED_DIR_PREFIX + "*") if _stale(f, min_age)]
+    if not candidates:
+        return []
+    in_use = _command_lines()
+    removed = []
+    for folder in candidates:
+        if str(folder).encode() in in_use:
+            continue
+        with contextlib.suppress(OSError):
+            shutil.rmtree(folder)
+            removed.append(folder)
+            log.warning("removed %s: a credentials folder left by an older dumpload", folder)
     return removed
+
+
+def _stale(folder: Path, min_age: float) -> bool:
+    try:
+        st = folder.lstat()
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+            return False
+        newest = max([st.st_mtime, *(c.lstat().st_mtime for c in folder.iterdir())])
+    except OSError:
+        return False
+    return time.time() - newest >= min_age
+
+
+def _command_lines() -> bytes:
+    """Every live process's command line, joined (Linux /proc; empty elsewhere)."""
+    out = []
+    with contextlib.suppress(OSError):
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError):
+                    out.append((entry / "cmdline").read_bytes())
+    return b"\n".join(out)
 
 
 def _defaults_text(db: DatabaseConfig, binary: Binary) -> str:
@@ -280,6 +318,15 @@ def base_argv(binary: Binary, defaults: ClientDefaults) -> list[str]:
     return [binary.path, defaults.option]
 
 
+def binlog_position_args(binary: Binary) -> list[str]:
+    """Options that write the snapshot's binlog coordinates as comments in the dump."""
+    if binary.is_mariadb:
+        return ["--master-data=2", "--gtid"]
+    match = re.match(r"(\d+)\.(\d+)\.(\d+)", binary.short_version)
+    version = tuple(int(x) for x in match.groups()) if match else (0, 0, 0)
+    return ["--source-data=2" if version >= (8, 0, 26) else "--master-data=2"]
+
+
 def dump_names(database: str, *tables: str) -> list[str]:
     """The dump tool's trailing argv words: `--`, then the database and table names, which
     the tool then never reads as options, whatever they spell."""
@@ -317,8 +364,9 @@ def run(argv: Sequence[str], *, stdin: bytes | str | None = None, timeout: float
 
 
 def _tail(stderr: bytes | str) -> str:
+    """The end of a tool's stderr, with any row value or statement it echoes elided."""
     text = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else stderr
-    return text.strip()[-STDERR_KEEP:]
+    return elide_message(text.strip()[-STDERR_KEEP:])
 
 
 def widen_pipe(fd: int, size: int = 1 << 20) -> None:

@@ -99,7 +99,7 @@ def test_unmodelled_partition_clause_is_refused_not_ignored(env: TestEnv, tmp_pa
     plan = json.loads(analyze.stdout)
     clause = f"not supported: PARTITION `a` DATA DIRECTORY = '{folder}'"
     assert plan["refused"] == [f"dd: {clause}"]
-    assert plan["statements"] == ["CREATE TABLE `ok` (\n  `id` int NOT NULL,\n  PRIMARY KEY "
+    assert plan["statements"] == ["CREATE TABLE `ok` (\n  `id` int(11) NOT NULL,\n  PRIMARY KEY "
                                   "(`id`)\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 "
                                   "COLLATE=utf8mb4_general_ci"]
     for command in (("structure", "--yes", "--no-backup", "--allow-unsafe"),

@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -99,24 +100,40 @@ def test_clients_read_credentials_from_memory(secret_env: tuple[TestEnv, str], m
     assert "INSERT INTO `t` VALUES" in out and "(2);" in out
 
 
+def make_cred_folder(temp: Path, name: str, password: str, age: float) -> Path:
+    folder = temp / name
+    folder.mkdir(parents=True)
+    (folder / "client.cnf").write_text(f"[client]\npassword={password}\n")
+    then = time.time() - age
+    for path in (folder / "client.cnf", folder):
+        os.utime(path, (then, then))
+    return folder
+
+
 def test_stale_credential_folders_are_swept(secret_env: tuple[TestEnv, str],
                                             tmp_path: Path) -> None:
-    """Folders an older dumpload left (`dumpload-cred-*`, password inside) go at start."""
+    """Folders an older dumpload left (`dumpload-cred-*`, password inside) go at start;
+    one an older dumpload may still use (recent, or named by a live process) stays."""
     env, password = secret_env
     temp = tmp_path / "tmp"
-    stale = temp / "dumpload-cred-abc123"
-    stale.mkdir(parents=True)
-    (stale / "client.cnf").write_text(f"[client]\npassword={password}\n")
-    other = temp / "unrelated"
-    other.mkdir()
-    assert sweep_stale_credentials([temp]) == [stale]
-    assert not stale.exists() and other.exists()
-    stale.mkdir()
-    (stale / "client.cnf").write_text(f"[client]\npassword={password}\n")
+    stale = make_cred_folder(temp, "dumpload-cred-old1", password, 2 * tools.STALE_AFTER)
+    recent = make_cred_folder(temp, "dumpload-cred-new1", password, 60)
+    used = make_cred_folder(temp, "dumpload-cred-used", password, 2 * tools.STALE_AFTER)
+    other = make_cred_folder(temp, "unrelated", password, 2 * tools.STALE_AFTER)
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)",
+                               f"--defaults-extra-file={used}/client.cnf"])
+    try:
+        wait_for(lambda: str(used).encode() in Path(f"/proc/{holder.pid}/cmdline").read_bytes())
+        assert sweep_stale_credentials([temp]) == [stale]
+    finally:
+        holder.kill()
+        holder.wait()
+    assert recent.exists() and used.exists() and other.exists()
+    again = make_cred_folder(temp, "dumpload-cred-old2", password, 2 * tools.STALE_AFTER)
     result = env.run_process("tables", "--env", "development",
                              env={**os.environ, "TMPDIR": str(temp)})
     assert result.returncode == 0, result.stderr
-    assert not stale.exists()
+    assert not again.exists() and not used.exists() and recent.exists()
 
 
 def children(pid: int) -> list[str]:

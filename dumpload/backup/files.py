@@ -24,6 +24,7 @@ from typing import Any
 
 from dumpload.config import Config, DatabaseConfig
 from dumpload.errors import BackupError
+from dumpload.private import open_private
 
 SUFFIX = ".sql.zst"
 MANIFEST_SUFFIX = ".manifest.json"
@@ -212,7 +213,7 @@ def read_manifest(path: Path) -> dict[str, Any] | None:
 def write_json_atomic(path: Path, doc: Mapping[str, Any]) -> None:
     """Write `doc` to a temp name, fsync, rename: a reader sees the old or the new file."""
     tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
+    with open_private(tmp, "w") as fh:
         json.dump(doc, fh, indent=2, default=str, ensure_ascii=False)
         fh.write("\n")
         fh.flush()

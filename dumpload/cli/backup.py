@@ -20,6 +20,7 @@ from dumpload.backup import (
     restore_backup,
     verify_backup,
 )
+from dumpload.backup.inprogress import settle_interrupted
 from dumpload.catalog import human_bytes
 from dumpload.cli import cli
 from dumpload.cli.app import App, DumpLoadGroup, pass_app, read_only_yes_option, yes_option
@@ -116,6 +117,7 @@ def backup_list(app: App, env_name: str | None, as_json: bool) -> None:
     app.start("backup list", json_mode=as_json)
     config = app.config
     envs = [config.env(env_name).name] if env_name else list(config.databases)
+    settle_interrupted(config.settings.log_dir)  # a killed restore shows up as failed
     backups = [b for e in envs for b in list_backups(config, e)]
     if as_json:
         app.emit_json([b.summary() for b in backups])

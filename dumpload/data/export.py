@@ -45,6 +45,7 @@ from dumpload.data.tables import TableInfo, base_tables, inspect_table, show_cre
 from dumpload.data.verify import TableCheck, VerifyReport, combine
 from dumpload.db import ServerInfo, connect
 from dumpload.errors import EXIT_VERIFY, DataError, DumpLoadError
+from dumpload.private import make_dirs, open_private, write_text
 from dumpload.progress import NullProgress, Progress
 from dumpload.sqltext import quote
 from dumpload.tools import defaults_file, find_binary, wire_args
@@ -111,14 +112,14 @@ def _prepare_dir(out_dir: Path) -> None:
     if out_dir.exists() and any(out_dir.iterdir()):
         raise DataError(f"export folder {out_dir} is not empty",
                         hint="choose a new folder (an export never overwrites files)")
-    (out_dir / PARTS).mkdir(parents=True, exist_ok=True)
+    make_dirs(out_dir / PARTS)  # each folder it creates 0700; an existing --out keeps its mode
 
 
 def _write_schema(out_dir: Path, src: Any, tables: list[str]) -> None:
     lines = ["-- dumpload export schema", "SET foreign_key_checks = 0;", ""]
     for t in tables:
         lines += [show_create(src, t) + ";", ""]
-    (out_dir / SCHEMA).write_text("\n".join(lines), encoding="utf-8")
+    write_text(out_dir / SCHEMA, "\n".join(lines))
 
 
 def _run_export(readers: list[SourceReader], work: queue.Queue[chunking.Chunk],
@@ -161,7 +162,7 @@ def _export_chunk(reader: SourceReader, chunk: chunking.Chunk, info: TableInfo, 
     select = encode.select_sql(info.name, info.copied_columns, chunk.where, flavor)
     counts = {"rows": 0}
     compressor = zstandard.ZstdCompressor(level=config.settings.compression_level)
-    with _part_path(out_dir, chunk).open("wb") as fh, \
+    with open_private(_part_path(out_dir, chunk), "wb") as fh, \
             compressor.stream_writer(fh, closefd=False) as writer:
         def sink(block: bytes) -> None:
             writer.write(block)
@@ -186,7 +187,7 @@ def _assemble(out_dir: Path, env: DatabaseConfig, server: ServerInfo,
     for table, info in infos.items():
         target = out_dir / file_name(table)
         frames, offset, digest = [], 0, hashlib.sha256()
-        with target.open("wb") as out:
+        with open_private(target, "wb") as out:
             for chunk in plans[table]:
                 part = _part_path(out_dir, chunk)
                 data = part.read_bytes()
@@ -212,8 +213,7 @@ def _assemble(out_dir: Path, env: DatabaseConfig, server: ServerInfo,
                 "created": datetime.now(UTC).isoformat(timespec="seconds"),
                 "server": server.version_string, "source_env": env.name, "database": env.database,
                 "tables": entries}
-    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False),
-                                    encoding="utf-8")
+    write_text(out_dir / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False))
     return manifest
 
 

@@ -24,11 +24,15 @@ from dumpload.db import Session
 from dumpload.errors import StructureError
 from dumpload.schema.diff import diff
 from dumpload.schema.inspect import load_schema
-from dumpload.schema.plan import Plan, Step
+from dumpload.schema.plan import APPLY_SQL_MODE, Plan, Step
+from dumpload.schema.preflight import (
+    DEFAULT_LARGE_TABLE_BYTES,
+    ONLINE_SUFFIX,
+    run_preflight,
+)
 
 log = logging.getLogger(__name__)
 
-APPLY_SQL_MODE = "STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION"
 # Server errors meaning "this ALTER cannot be done on this table as it is": the table is
 # rebuilt instead (shadow copy + atomic rename). Column used by a foreign key (1832, 1833),
 # index needed by a foreign key (1553), generated-column restrictions (1901-1906, 3106,
@@ -38,11 +42,41 @@ REBUILD_ERRORS = {1553, 1832, 1833, 1845, 1846, 1901, 1904, 1906, 3106, 3108}
 
 def plan_structure(source_session: Session, target_session: Session,
                    include: Sequence[str] = ("*",), exclude: Sequence[str] = (), *,
-                   allow_unsafe: bool = False, keep_definer: bool = False) -> Plan:
-    """Inspect both databases and return the plan that makes the target like the source."""
+                   allow_unsafe: bool = False, keep_definer: bool = False,
+                   preflight: bool = False, rehearsal: bool = True,
+                   skip_orphans: Sequence[str] = (),
+                   large_table_bytes: int = DEFAULT_LARGE_TABLE_BYTES) -> Plan:
+    """Inspect both databases and return the plan that makes the target like the source.
+
+    With `preflight`, the plan is also checked against the target's rows and (with
+    `rehearsal`) rehearsed in a scratch schema: see `schema.preflight`. `skip_orphans`
+    names tables whose rows a later step replaces (no orphan check on their new FKs)."""
     source = load_schema(source_session, include, exclude)
     target = load_schema(target_session, include, exclude)
-    return diff(source, target, allow_unsafe=allow_unsafe, keep_definer=keep_definer)
+    plan = diff(source, target, allow_unsafe=allow_unsafe, keep_definer=keep_definer)
+    if preflight:
+        plan = run_preflight(target_session, plan, source, target, rehearsal=rehearsal,
+                             skip_orphans=skip_orphans, large_table_bytes=large_table_bytes,
+                             execute=_execute)
+    return plan
+
+
+def ensure_runnable(plan: Plan, where: str) -> None:
+    """Refuse (StructureError, exit 5) a plan with unsafe changes not allowed, or one its
+    preflight refuses; nothing has been written when this raises."""
+    if plan.unsafe and not plan.allow_unsafe:
+        raise StructureError(
+            f"{len(plan.unsafe)} unsafe change(s) in the plan for {where}; "
+            "nothing was changed:\n" + "\n".join(
+                f"  {c.table}: {c.summary}" for c in plan.unsafe),
+            hint="review them, then rerun with --allow-unsafe to apply them")
+    refusals = plan.refusals()
+    if refusals:
+        raise StructureError(
+            f"the preflight refuses the plan for {where}; nothing was changed:\n"
+            + "\n".join(f"  {r}" for r in refusals),
+            hint="fix those rows on the target (or change the source), then rerun; "
+            "conversions that lose data run only with --allow-unsafe")
 
 
 def ensure_supported(plan: Plan) -> None:
@@ -63,12 +97,7 @@ def apply_plan(session: Session, plan: Plan,
     built with allow_unsafe. `on_statement(sql)` is called before each statement.
     """
     ensure_supported(plan)
-    if plan.unsafe and not plan.allow_unsafe:
-        raise StructureError(
-            f"{len(plan.unsafe)} unsafe change(s) in the plan for {session.env.name}; "
-            "nothing was changed:\n" + "\n".join(
-                f"  {c.table}: {c.summary}" for c in plan.unsafe),
-            hint="review them, then rerun with --allow-unsafe to apply them")
+    ensure_runnable(plan, session.env.name)
     done = 0
     saved = session.query("SELECT @@SESSION.sql_mode, @@SESSION.foreign_key_checks")[0]
     session.execute(f"SET SESSION foreign_key_checks=0, sql_mode='{APPLY_SQL_MODE}'")
@@ -81,7 +110,9 @@ def apply_plan(session: Session, plan: Plan,
                 try:
                     _execute(session, step, sql)
                 except StructureError as exc:
-                    if not (step.fallback and getattr(exc, "code", None) in REBUILD_ERRORS):
+                    # An ALTER asked to run online is never replaced by a locking rebuild.
+                    if not (step.fallback and getattr(exc, "code", None) in REBUILD_ERRORS) \
+                            or sql.endswith(ONLINE_SUFFIX):
                         raise
                     _rebuild(session, step, exc, on_statement)
     finally:
@@ -161,4 +192,8 @@ def _hint(code: object) -> str:
         return "existing rows hold duplicates for the new unique key; remove them, then rerun"
     if code in (1142, 1044, 1227):
         return "the target account lacks a privilege needed for this change"
-    return "fix the cause above and rerun; statements before this one were applied"
+    if code in (1845, 1846):
+        return ("the server cannot run this ALTER without blocking writes on this table; run "
+                "it in a quiet window (the rehearsal had found an online way: please report)")
+    return ("fix the cause above and rerun; the statements before this one were applied "
+            "(the preflight did not foresee this failure: please report it)")

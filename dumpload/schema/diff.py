@@ -12,10 +12,21 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
+from dumpload.flavor import Flavor
 from dumpload.schema import flavor as fl
-from dumpload.schema.model import Column, Index, Schema, Table, View
+from dumpload.schema import safety
+from dumpload.schema.model import (
+    Column,
+    ForeignKey,
+    Index,
+    Schema,
+    Table,
+    Trigger,
+    View,
+    literal,
+)
 from dumpload.schema.partitions import partition_columns, plan_partitioning
-from dumpload.schema.plan import PHASES, Change, Difference, Plan, Step
+from dumpload.schema.plan import APPLY_SQL_MODE, PHASES, Change, Difference, Plan, Step
 from dumpload.schema.routines import plan_objects
 from dumpload.schema.safety import column_change_safety
 from dumpload.sqltext import quote
@@ -23,7 +34,7 @@ from dumpload.sqltext import quote
 
 @dataclass
 class _Builder:
-    flavor: str
+    flavor: Flavor
     steps: list[Step] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
     differences: list[Difference] = field(default_factory=list)
@@ -51,6 +62,7 @@ class _Builder:
 def diff(source: Schema, target: Schema, *, allow_unsafe: bool = False,
          keep_definer: bool = False) -> Plan:
     """The ordered plan that makes `target` structurally identical to `source`."""
+    source, target = fl.comparable(source, target)
     b = _Builder(target.flavor)
     reforeign = _refk_for_modified_parents(source, target)
     inbound = [(tn, fk) for tn, fk in target.inbound if fk.name in reforeign.get(tn, set())]
@@ -60,10 +72,8 @@ def diff(source: Schema, target: Schema, *, allow_unsafe: bool = False,
         b.differ(tn, "foreign key", fk.name, "re-created" if fits else "no longer fits",
                  None, fk.definition())
         b.step("drop_constraint", tn, f"ALTER TABLE {quote(tn)} DROP FOREIGN KEY {quote(fk.name)}",
-               [("drop_foreign_key", fk.name, fits, f"re-created around a change of "
-                 f"{fk.ref_table}" if fits else f"{tn} is outside the selection and its "
-                 f"columns no longer match the new type of {fk.ref_table}: the foreign key "
-                 "is dropped")])
+               [("drop_foreign_key", fk.name, *safety.outside_fk_safety(tn, fk.ref_table,
+                                                                          fits))])
         b.dropped_fks.add((tn, fk.name))
     for name in _dependency_order(source, [n for n in source.tables if n not in target.tables]):
         if not _refuse_unsupported(b, source.tables[name], None):
@@ -134,16 +144,31 @@ def _create_table(b: _Builder, table: Table, target: Schema) -> None:
         sql = f"DROP VIEW IF EXISTS {quote(table.name)}"
         b.step("drop_view", table.name, sql,
                [("drop_view", table.name, True, "a view stands where the table goes")])
-    b.step("create_table", table.name, table.create_sql(b.flavor),
+    # FKs to tables that exist on the target are added after those tables' ALTERs: the
+    # columns they reference may only appear there (the server refuses a FK to a missing
+    # column even with foreign_key_checks=0).
+    later = tuple(fk for fk in table.foreign_keys
+                  if not fk.ref_schema and fk.ref_table in target.tables)
+    created = replace(table, foreign_keys=tuple(f for f in table.foreign_keys if f not in later))
+    b.step("create_table", table.name, created.create_sql(b.flavor),
            [("create_table", table.name, True, "table missing in target")])
+    for fk in later:
+        b.step("add_foreign_key", table.name,
+               f"ALTER TABLE {quote(table.name)} ADD {fk.definition()}",
+               [("add_foreign_key", fk.name, True, "foreign key of a new table")])
 
 
 def _drop_table(b: _Builder, table: Table) -> None:
     b.differ(table.name, "table", table.name, "only in target", None, "table")
     b.touch(table.name)
     b.dropped.append(table.name)
+    for fk in table.foreign_keys:  # first, so no change of a parent trips over them (1829)
+        b.dropped_fks.add((table.name, fk.name))
+        b.step("drop_constraint", table.name,
+               f"ALTER TABLE {quote(table.name)} DROP FOREIGN KEY {quote(fk.name)}",
+               [("drop_foreign_key", fk.name, True, "its table is dropped")])
     b.step("drop_table", table.name, f"DROP TABLE {quote(table.name)}",
-           [("drop_table", table.name, False, "table only in target: dropping loses its rows")])
+           [("drop_table", table.name, *safety.drop_table_safety(table))])
 
 
 def _refk_for_modified_parents(source: Schema, target: Schema) -> dict[str, set[str]]:
@@ -279,9 +304,31 @@ def _diff_constraints_add(b: _Builder, s: Table, t: Table, cols: set[str],
             b.differ(s.name, "foreign key", fk.name, "missing in target", fk.definition(), None)
         elif tfk[fk.name] == fk and not _fk_kept_but_touched(fk.name, s, t, cols, refk):
             continue
-        b.step("add_foreign_key", s.name,
-               f"ALTER TABLE {quote(s.name)} ADD {fk.definition()}",
+        b.step("add_foreign_key", s.name, _add_fk_sql(b, s, t, fk),
                [("add_foreign_key", fk.name, True, "foreign key added or re-created")])
+
+
+def _add_fk_sql(b: _Builder, s: Table, t: Table, fk: ForeignKey) -> str:
+    """ADD CONSTRAINT, re-adding the FK's index in the same statement when it could be one
+    the server created for an earlier FK: MariaDB replaces such an index by a new one named
+    after the constraint, so the result would keep the FK's name instead of the index's."""
+    index = supporting_index(s, fk)
+    clauses = [f"ADD {fk.definition()}"]
+    if index is not None and index.kind == "INDEX" and index.name != fk.name and \
+            any(i == index for i in t.indexes):
+        clauses = [f"DROP INDEX {quote(index.name)}", f"ADD {index.definition(b.flavor)}",
+                   *clauses]
+    return f"ALTER TABLE {quote(s.name)} " + ", ".join(clauses)
+
+
+def supporting_index(table: Table, fk: ForeignKey) -> Index | None:
+    """The index of `table` the server uses for `fk`: the first whose leading columns are the
+    FK's columns (PRIMARY first, then by name: the catalog's order)."""
+    n = len(fk.columns)
+    for index in table.indexes:
+        if index.columns[:n] == fk.columns and index.kind not in ("FULLTEXT", "SPATIAL"):
+            return index
+    return None
 
 
 def _diff_checks_add(b: _Builder, s: Table, t: Table, clauses: list[str],
@@ -344,11 +391,7 @@ def _diff_columns(b: _Builder, s: Table, t: Table, recreated: set[str], clauses:
                 continue
             b.differ(t.name, "column", col.name, "only in target", None,
                      col.definition(b.flavor))
-            safe = col.generated is not None
-            items.append(("drop_column", col.name, safe,
-                          "drop generated column" if safe else
-                          "column only in target: dropping loses its values "
-                          "(a rename looks like this too)"))
+            items.append(("drop_column", col.name, *safety.drop_column_safety(col)))
     moved = _columns_to_move(s, t, recreated)
     for i, col in enumerate(s.columns):
         position = " FIRST" if i == 0 else f" AFTER {quote(s.columns[i - 1].name)}"
@@ -370,15 +413,7 @@ def _column_added(b: _Builder, s: Table, t: Table, col: Column, old: Column | No
         return
     b.differ(s.name, "column", col.name, "differs", col.definition(b.flavor),
              old.definition(b.flavor))
-    if old.generated is None:  # a stored column becomes generated: its values are replaced
-        items.append(("recreate_column", col.name, False,
-                      "stored column becomes generated: its current values are lost"))
-    elif col.generated is None:
-        items.append(("recreate_column", col.name, False,
-                      "generated column becomes stored: computed values are not kept"))
-    else:
-        items.append(("recreate_column", col.name, True,
-                      "generated column re-created (values are computed)"))
+    items.append(("recreate_column", col.name, *safety.recreate_column_safety(old, col)))
 
 
 def _column_modified(b: _Builder, s: Table, col: Column, old: Column, moved: bool,
@@ -386,7 +421,7 @@ def _column_modified(b: _Builder, s: Table, col: Column, old: Column, moved: boo
     if old != col:
         b.differ(s.name, "column", col.name, "differs", col.definition(b.flavor),
                  old.definition(b.flavor))
-        safe, reason = column_change_safety(old, col)
+        safe, reason = column_change_safety(old, col, s)
         items.append(("modify_column", col.name, safe, reason))
     if moved:
         b.differ(s.name, "column", col.name, "position", position.strip(), None)
@@ -426,9 +461,8 @@ def _diff_options(b: _Builder, s: Table, t: Table, clauses: list[str],
     if (s.engine or "").lower() != (t.engine or "").lower() and s.engine:
         b.differ(s.name, "option", "ENGINE", "differs", s.engine, t.engine)
         clauses.append(f"ENGINE={s.engine}")
-        items.append(("table_option", "ENGINE", False,
-                      f"engine change {t.engine} → {s.engine} rebuilds the table and may drop "
-                      "features (foreign keys, transactions, fulltext)"))
+        items.append(("table_option", "ENGINE", *safety.engine_change_safety(t.engine,
+                                                                              s.engine)))
     if s.collation and s.collation != t.collation:
         b.differ(s.name, "option", "COLLATE", "differs", s.collation, t.collation)
         clauses.append(f"DEFAULT CHARSET={s.charset} COLLATE={s.collation}")
@@ -488,9 +522,22 @@ def _view_order(source: Schema) -> list[str]:
     return out
 
 
-def _trigger_key(tr: object, keep_definer: bool) -> tuple:
-    return (tr.table, tr.timing, tr.event, tr.statement,  # type: ignore[attr-defined]
-            tr.definer if keep_definer else "")  # type: ignore[attr-defined]
+def _trigger_key(tr: Trigger, keep_definer: bool) -> tuple:
+    # The sql_mode a trigger was created under decides how its body behaves (strict or
+    # truncating, `||` as OR or as concatenation): a different mode is a different trigger.
+    return (tr.table, tr.timing, tr.event, tr.statement, sql_mode_set(tr.sql_mode),
+            tr.definer if keep_definer else "")
+
+
+def trigger_statements(tr: Trigger, keep_definer: bool = False) -> tuple[str, str, str]:
+    """CREATE TRIGGER under the trigger's own sql_mode, then back to the DDL mode: the
+    server stores the session's mode with the trigger and runs its body under it."""
+    return (f"SET SESSION sql_mode = {literal(tr.sql_mode)}", tr.create_sql(keep_definer),
+            f"SET SESSION sql_mode = {literal(APPLY_SQL_MODE)}")
+
+
+def sql_mode_set(mode: str) -> frozenset[str]:
+    return frozenset(m.strip().upper() for m in (mode or "").split(",") if m.strip())
 
 
 def _diff_triggers(b: _Builder, source: Schema, target: Schema, keep_definer: bool) -> list:
@@ -515,9 +562,11 @@ def _diff_triggers(b: _Builder, source: Schema, target: Schema, keep_definer: bo
             b.step("drop_trigger", tr.table, f"DROP TRIGGER IF EXISTS {quote(tr.name)}",
                    [("drop_trigger", tr.name, True, "trigger dropped or re-created")])
         for tr in s_list:
-            b.step("create_trigger", tr.table, tr.create_sql(keep_definer),
-                   [("create_trigger", tr.name, True, "trigger created")],
-                   sql_mode=tr.sql_mode or None)
+            statements = trigger_statements(tr, keep_definer)
+            b.steps.append(Step("create_trigger", tr.table, statements[1], kind="trigger",
+                                statements=statements))
+            b.changes.append(Change(tr.table, "create_trigger", tr.name, statements[1], True,
+                                    f"trigger created (sql_mode '{tr.sql_mode}')"))
     return kept
 
 
@@ -528,7 +577,12 @@ def _report_triggers(b: _Builder, s_list: list, t_list: list, keep_definer: bool
         if old is None:
             b.differ(tr.table, "trigger", name, "missing in target", tr.statement, None)
         elif _trigger_key(old, keep_definer) != _trigger_key(tr, keep_definer):
-            b.differ(tr.table, "trigger", name, "differs", tr.statement, old.statement)
+            if old.statement == tr.statement and sql_mode_set(old.sql_mode) != \
+                    sql_mode_set(tr.sql_mode):
+                b.differ(tr.table, "trigger", name, "sql_mode differs", tr.sql_mode or "''",
+                         old.sql_mode or "''")
+            else:
+                b.differ(tr.table, "trigger", name, "differs", tr.statement, old.statement)
         else:
             b.differ(tr.table, "trigger", name, "position", f"order {tr.order}",
                      f"order {old.order}")
@@ -553,7 +607,7 @@ def shadow_name(name: str, tag: str) -> str:
     return f"_dl_{tag}_{name}"[:64]
 
 
-def rebuild_statements(s: Table, target: Schema, flavor: str,
+def rebuild_statements(s: Table, target: Schema, flavor: Flavor | str,
                        dropped_fks: set[tuple[str, str]], kept_triggers: list) -> tuple[str, ...]:
     """Shadow copy + atomic rename, keeping every row of the columns both versions share.
 
@@ -563,7 +617,10 @@ def rebuild_statements(s: Table, target: Schema, flavor: str,
     """
     t = target.tables[s.name]
     new, old = shadow_name(s.name, "new"), shadow_name(s.name, "old")
-    shadow = replace(s, foreign_keys=(), checks=s.checks if flavor == "mariadb" else ())
+    flavor = Flavor.of(flavor)
+    # MySQL's CHECK names are unique per schema: the shadow gets them after the swap.
+    per_table = flavor.check_names_per_table
+    shadow = replace(s, foreign_keys=(), checks=s.checks if per_table else ())
     shared = [c.name for c in s.columns
               if c.generated is None and (tc := t.column(c.name)) is not None
               and tc.generated is None]
@@ -579,12 +636,12 @@ def rebuild_statements(s: Table, target: Schema, flavor: str,
             f"DROP TABLE {quote(old)}"]
     own = [f"ADD {fk.definition()}" for fk in t.foreign_keys
            if (s.name, fk.name) not in dropped_fks]
-    if flavor != "mariadb":
+    if not per_table:
         own += [f"ADD {c.definition()}" for c in s.checks]
     if own:
         out.append(f"ALTER TABLE {quote(s.name)} " + ", ".join(own))
     out += [f"ALTER TABLE {quote(tn)} ADD {fk.definition()}" for tn, fk in children]
-    out += [tr.create_sql() for tr in kept_triggers if tr.table == s.name]
+    out += [sql for tr in kept_triggers if tr.table == s.name for sql in trigger_statements(tr)]
     return tuple(out)
 
 
