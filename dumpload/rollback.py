@@ -26,12 +26,12 @@ from dumpload.backup import create_backup, find_backup, verify_backup
 from dumpload.backup.files import KIND_PRE_RESTORE, BackupInfo
 from dumpload.backup.inprogress import in_progress, settle_interrupted
 from dumpload.backup.restore import load_work_tables, restore_views
-from dumpload.backup.swapin import Replacement, settle_leftovers, swap_group
 from dumpload.config import Config, DatabaseConfig
 from dumpload.db import Session, session
 from dumpload.errors import BackupError, DumpLoadError
 from dumpload.logs import record_backup
 from dumpload.sqltext import quote
+from dumpload.swap import Replacement, settle_leftovers, swap_group
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,9 @@ from dumpload.backup import create_backup
 from dumpload.catalog import table_sizes
 from dumpload.config import Config, DatabaseConfig, select_tables
 from dumpload.data import copy_tables, verify_tables
+from dumpload.data.copy import preflight as preflight_copy
 from dumpload.db import connect
+from dumpload.definers import check_definers
 from dumpload.errors import DumpLoadError, StructureError, VerifyError
 from dumpload.logs import record_metrics
 from dumpload.rollback import fingerprints, record_final_state
@@ -48,6 +50,7 @@ class SyncOptions:
     no_backup: bool = False
     keep_definer: bool = False
     threads: int = 4
+    lock_target: bool = False      # block writes to each target table while it is copied
 
 
 @dataclass
@@ -118,14 +121,14 @@ class SyncReport:
 
 def sync_options(config: Config, tables: Sequence[str] = (), *, allow_unsafe: bool = False,
                  no_backup: bool = False, keep_definer: bool = False,
-                 threads: int | None = None) -> SyncOptions:
+                 threads: int | None = None, lock_target: bool = False) -> SyncOptions:
     """Options from the config; `--tables` replaces both configured lists."""
     repl = config.replication
     return SyncOptions(
         structure_tables=tuple(tables) or repl.structure_tables,
         data_tables=tuple(tables) or repl.data_tables, exclude_tables=repl.exclude_tables,
         allow_unsafe=allow_unsafe, no_backup=no_backup, keep_definer=keep_definer,
-        threads=threads or config.settings.threads)
+        threads=threads or config.settings.threads, lock_target=lock_target)
 
 
 # --- analyse -------------------------------------------------------------------------------
@@ -191,6 +194,10 @@ def run_sync(config: Config, plan: SyncPlan, options: SyncOptions, run_id: str,
     with `.step`/`.table` set; the journal keeps what was done for a resume or rollback."""
     events = events or (lambda kind, info: None)
     ensure_safe(plan, options)
+    if options.keep_definer:
+        check_definers(plan.target, config.settings, plan.structure.statements)
+    if plan.data:
+        preflight_copy(config, plan.target)
     journal = journals.begin(config.settings.log_dir, run_id, plan.source.name,
                              plan.target.name, plan.target.database)
     report = SyncReport(journal.run_id, "running", resumed=journal.resumed_times > 0,
@@ -342,7 +349,7 @@ def _step_data(config: Config, plan: SyncPlan, options: SyncOptions, journal: jo
         return
     journal.add_unique("tables_copied", tables)
     result = copy_tables(config, plan.source, plan.target, tables, threads=options.threads,
-                         progress=progress)
+                         progress=progress, lock_target=options.lock_target)
     for item in result.tables:
         entry = report.table(item.table)
         entry.update(action="copied" if entry["action"] == "unchanged" else "altered+copied",

@@ -11,6 +11,7 @@ from dumpload.catalog import human_bytes
 from dumpload.cli import cli
 from dumpload.cli.app import (
     App,
+    copy_mode_options,
     from_to_options,
     pass_app,
     resolve_envs,
@@ -45,12 +46,14 @@ from dumpload.sync import (
               "instead of rewriting them to the target account.")
 @click.option("--threads", type=click.IntRange(1, 64), help="Parallel copy workers "
               "(default: settings.threads).")
+@copy_mode_options
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON document.")
 @yes_option
 @pass_app
 def sync(app: App, from_env: str | None, to_env: str | None, tables: tuple[str, ...],
          dry_run: bool, allow_unsafe: bool, no_backup: bool, keep_definer: bool,
-         threads: int | None, as_json: bool, yes: bool) -> None:
+         threads: int | None, full: bool, lock_target: bool, as_json: bool,
+         yes: bool) -> None:
     """Bring the target in line with the source: analyse, back up, apply the structure
     changes, replace the data of the data tables, verify — then report.
 
@@ -59,8 +62,11 @@ def sync(app: App, from_env: str | None, to_env: str | None, tables: tuple[str, 
     """
     run = app.start("sync", json_mode=as_json)
     source, target = resolve_envs(app, from_env, to_env)
+    if not dry_run:
+        app.hold_target(target)
     options = sync_options(app.config, tables, allow_unsafe=allow_unsafe, no_backup=no_backup,
-                           keep_definer=keep_definer, threads=threads)
+                           keep_definer=keep_definer, threads=threads,
+                           lock_target=lock_target)
     with app.console.status("analysing source and target…"):
         plan = analyse_sync(app.config, source, target, options)
     if plan.is_empty:
@@ -173,6 +179,7 @@ def rollback(app: App, run_id: str | None, dry_run: bool, force: bool, as_json: 
         return
     ensure_allowed(plan, force)
     app.confirm("Roll back this run on the target?", yes)
+    app.hold_target(app.config.env(plan.journal.target))
     result = rollback_run(app.config, plan, run.run_id, force=force)
     if as_json:
         app.emit_json(result)
