@@ -169,14 +169,18 @@ def _backup(app: App, config: Config, target: DatabaseConfig, names: list[str],
 
 
 def _print_copy(app: App, report: CopyReport, backup_id: str | None) -> None:
-    table = Table("table", "rows", "bytes", "chunks", "load s", "index s", "verify s", "status",
+    table = Table("table", "rows", "bytes", "on the wire", "chunks", "load s", "index s",
+                  "verify s", "status",
                   title=f"copied in {report.seconds:.1f} s with {report.threads} thread(s)")
     tables = report.tables
     if len(tables) > SHOWN:  # failures first, then the slowest
         tables = sorted(tables, key=lambda r: (r.status == "swapped", -r.seconds))[:SHOWN]
     for r in tables:
         ph = r.phases
-        table.add_row(r.table, f"{r.rows:,}", human_bytes(r.bytes), str(r.chunks),
+        # what the target received, and how much smaller than what was read
+        wire = (f"{human_bytes(r.target_wire_bytes)} ({r.compression_ratio:.1f}x)"
+                if r.compression_ratio else "-")
+        table.add_row(r.table, f"{r.rows:,}", human_bytes(r.bytes), wire, str(r.chunks),
                       f"{ph.get('extract_load', 0):.1f}", f"{ph.get('index_build', 0):.1f}",
                       f"{ph.get('verify', 0):.1f}", r.status)
     if len(tables) < len(report.tables):

@@ -46,7 +46,7 @@ from dumpload.data.tables import ForeignKey, TableInfo
 from dumpload.data.verify import RangeMismatch, Sums, TableCheck, combine, table_checksum
 from dumpload.db import Session, connect, fresh_table_stats, is_transient
 from dumpload.errors import DataError, DumpLoadError, VerifyError
-from dumpload.sqltext import quote
+from dumpload.sqltext import elide_message, quote
 
 if TYPE_CHECKING:
     from dumpload.data.engine import Run
@@ -138,7 +138,8 @@ def load_stream(session: Session, table: str, spec: encode.LoadSpec, feed: Feed,
             detail = ""
             if warnings:
                 cur.execute("SHOW WARNINGS LIMIT 5")
-                detail = "; ".join(" ".join(str(x) for x in w[1:]) for w in cur.fetchall())
+                detail = "; ".join(elide_message(" ".join(str(x) for x in w[1:]))
+                                   for w in cur.fetchall())
     finally:
         os.close(r)
         writer.join()
@@ -228,7 +229,7 @@ def replace_batch(run: Run, reader: SourceReader, session: Session, tables: list
             if not retry or attempt == attempts:
                 error = exc if isinstance(exc, DumpLoadError) else DataError(
                     f"in-place replacement of {', '.join(tables[:5])}"
-                    f"{' ...' if len(tables) > 5 else ''}: {exc}")
+                    f"{' ...' if len(tables) > 5 else ''}: {elide_message(str(exc))}")
                 for t in tables:
                     run.fail(t, error)
                 return session

@@ -32,7 +32,7 @@ import pymysql
 
 from dumpload.db import Session
 from dumpload.errors import DataError, ToolError
-from dumpload.sqltext import quote
+from dumpload.sqltext import elide_message, quote
 from dumpload.tools import Binary, ClientDefaults, Process, base_argv, widen_pipe
 
 log = logging.getLogger(__name__)
@@ -247,7 +247,7 @@ class Loader:
             self.wire_bytes = _status_value(lines.pop().encode(), "Bytes_received")
         rows, warnings = (int(x) for x in lines[0].split("\t")[:2])
         if warnings:
-            detail = "; ".join(" ".join(w.split("\t")[1:]) for w in lines[1:6])
+            detail = "; ".join(elide_message(" ".join(w.split("\t")[1:])) for w in lines[1:6])
             raise LoadFailed(f"{self.what}: the server reported {warnings} warning(s) while "
                              f"loading: {detail}", retryable=False,
                              hint="the target table must have the source's structure: "
