@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 # sorted index build of the shadow around 30-60 MB, and a long transaction holds its row
 # locks longer, so the bar sits well below that.
 MAX_BYTES = 16 * 1024 * 1024
+MAX_ROWS = 50_000                # ... and above this many rows (counted, not estimated)
 BATCH_BYTES = 32 * 1024 * 1024   # one transaction replaces up to this much ...
 BATCH_TABLES = 250               # ... and up to this many tables
 

@@ -22,6 +22,7 @@ from dumpload.data import delta, inplace, shadow
 from dumpload.data.tables import TableInfo, inspect_tables, schema_fks, trigger_counts
 from dumpload.db import Session, connect
 from dumpload.errors import DataError
+from dumpload.sqltext import quote
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,15 @@ def plan_tables(src: Session, dst: Session, tables: Sequence[str], threads: int,
                             hint="check --tables / replication.data_tables")
         check_structures(infos[name], targets[name], dst.env.name)
     fks, triggers = schema_fks(dst), trigger_counts(dst)
-    modes = choose_modes(names, infos, targets, triggers, _edges(dst, fks), in_place_max)
+    # The catalog's sizes may be stale (InnoDB refreshes them lazily): a table that looks
+    # small is counted, up to a bound, on both sides before it may go in place.
+    looks_small = [t for t in names if max(infos[t].data_bytes, targets[t].data_bytes)
+                   <= in_place_max]
+    oversized = {t for side in (src, dst) for t, n in
+                 bounded_counts(side, looks_small, inplace.MAX_ROWS).items()
+                 if n > inplace.MAX_ROWS}
+    modes = choose_modes(names, infos, targets, triggers, _edges(dst, fks), in_place_max,
+                         oversized)
     if not full:
         linked = {fk.table for fk in fks} | {fk.ref_table for fk in fks}
         for name in names:
@@ -116,6 +125,19 @@ def plan_tables(src: Session, dst: Session, tables: Sequence[str], threads: int,
     return plans
 
 
+def bounded_counts(session: Session, names: list[str], limit: int) -> dict[str, int]:
+    """Each table's row count, counted no further than `limit + 1` (a big table costs no
+    more than a small one); 200 tables per query."""
+    out: dict[str, int] = {}
+    for i in range(0, len(names), 200):
+        part = names[i:i + 200]
+        sql = " UNION ALL ".join(
+            f"SELECT %s, COUNT(*) FROM (SELECT 1 FROM {quote(t)} LIMIT {limit + 1}) AS dl_c"
+            for t in part)
+        out.update({str(r[0]): int(r[1]) for r in session.query(sql, part)})
+    return out
+
+
 def in_place_limit(settings: Settings) -> int:
     """`settings.in_place_max_mb` in bytes."""
     return int(settings.in_place_max_mb * 1024 * 1024)
@@ -123,12 +145,14 @@ def in_place_limit(settings: Settings) -> int:
 
 def choose_modes(names: list[str], source: dict[str, TableInfo], target: dict[str, TableInfo],
                  triggers: dict[str, int], edges: list[tuple[str, str]],
-                 in_place_max: int = inplace.MAX_BYTES) -> dict[str, str]:
+                 in_place_max: int = inplace.MAX_BYTES,
+                 oversized: set[str] | None = None) -> dict[str, str]:
     """The strategy of each table (pure): IN_PLACE for whole FK groups whose every table
-    is at most `in_place_max` bytes on both sides, transactional and without triggers;
-    SHADOW otherwise (`in_place_max` 0: always SHADOW)."""
+    is at most `in_place_max` bytes on both sides (and not `oversized`: more rows than
+    `inplace.MAX_ROWS`), transactional and without triggers; SHADOW otherwise
+    (`in_place_max` 0: always SHADOW)."""
     def small(t: str) -> bool:
-        return (in_place_max > 0
+        return (in_place_max > 0 and t not in (oversized or set())
                 and max(source[t].data_bytes, target[t].data_bytes) <= in_place_max
                 and target[t].engine.lower() == "innodb" and not triggers.get(t))
     modes = {}
