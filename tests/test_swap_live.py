@@ -227,7 +227,7 @@ def test_held_metadata_lock_never_piles_up_and_copy_completes_after(env: TestEnv
         proc = subprocess.Popen(command(env, *DATA), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
         prober.start()
-        time.sleep(20)
+        time.sleep(30)
         assert proc.poll() is None, "the copy must wait for the holder"
         assert state(env) == "old"
         conn.commit()
@@ -238,6 +238,7 @@ def test_held_metadata_lock_never_piles_up_and_copy_completes_after(env: TestEnv
     assert "metadata lock busy" in err
     assert prober.count > 50
     assert prober.worst <= 2 + 1, f"a reader waited {prober.worst:.2f} s"
+    print(f"probe: {prober.count} queries, worst wait {prober.worst:.2f} s")
     assert state(env) == "new" and objects_ok(env) is None
 
 
