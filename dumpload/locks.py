@@ -34,6 +34,7 @@ from dumpload.config import DatabaseConfig, Settings
 from dumpload.db import Session, connect
 from dumpload.errors import UsageError
 from dumpload.mdl import LOCK_MARK
+from dumpload.procs import pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,9 @@ def target_lock(db: DatabaseConfig, settings: Settings, *, command: str,
 
 def _refuse(session: Session, name: str, db: DatabaseConfig) -> None:
     holder = _holder(session, name)
-    gone = holder.get("host") == socket.gethostname() and not _pid_alive(holder.get("pid"))
+    pid = holder.get("pid")
+    gone = (holder.get("host") == socket.gethostname() and isinstance(pid, int)
+            and not pid_alive(pid))
     # A holder that just died: its connection goes within one keep-alive.
     if gone and session.scalar("SELECT GET_LOCK(%s, %s)", (name, 2)) == 1:
         return
@@ -128,18 +131,6 @@ def _holder(session: Session, name: str) -> dict[str, Any]:
                     return data
         time.sleep(0.05)
     return {"id": conn_id}
-
-
-def _pid_alive(pid: Any) -> bool:
-    if not isinstance(pid, int):
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @contextmanager
