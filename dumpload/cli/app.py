@@ -24,7 +24,7 @@ from dumpload.config import Config, DatabaseConfig, load_config, resolve_config_
 from dumpload.db import is_transient
 from dumpload.errors import EXIT_INTERRUPTED, ConnectError, DumpLoadError, UsageError
 from dumpload.logs import RunLog, record_error, start_run
-from dumpload.tools import redact_argv, sweep_stale_credentials
+from dumpload.tools import redact_argv, register_secrets, sweep_stale_credentials
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -46,6 +46,7 @@ class App:
     def config(self) -> Config:
         if self._config is None:
             self._config = load_config(self.config_path)
+            register_secrets([db.password for db in self._config.databases.values()])
         return self._config
 
     @property

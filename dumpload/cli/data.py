@@ -148,11 +148,15 @@ def _backup(app: App, config: Config, target: DatabaseConfig, names: list[str],
 
 
 def _print_copy(app: App, report: CopyReport, backup_id: str | None) -> None:
-    table = Table("table", "rows", "bytes", "chunks", "load s", "index s", "verify s", "status",
+    table = Table("table", "rows", "bytes", "on the wire", "chunks", "load s", "index s",
+                  "verify s", "status",
                   title=f"copied in {report.seconds:.1f} s with {report.threads} thread(s)")
     for r in report.tables:
         ph = r.phases
-        table.add_row(r.table, f"{r.rows:,}", human_bytes(r.bytes), str(r.chunks),
+        # what the target received, and how much smaller than what was read
+        wire = (f"{human_bytes(r.target_wire_bytes)} ({r.compression_ratio:.1f}x)"
+                if r.compression_ratio else "-")
+        table.add_row(r.table, f"{r.rows:,}", human_bytes(r.bytes), wire, str(r.chunks),
                       f"{ph.get('extract_load', 0):.1f}", f"{ph.get('index_build', 0):.1f}",
                       f"{ph.get('verify', 0):.1f}", r.status)
     app.console.print(table)
@@ -256,7 +260,8 @@ def export_cmd(app: App, env_name: str, out_dir: str, tables: tuple[str, ...],
         raise UsageError(f"no tables selected on {env.name}", hint="check --tables")
     with make_progress(app.err_console) as progress:
         manifest = export_tables(app.config, env, Path(out_dir), names, threads=threads,
-                                 progress=progress)
+                                 progress=progress, objects=table_patterns(
+                                     app, tables, app.config.replication.structure_tables))
     if as_json:
         app.emit_json(manifest)
     total = sum(t["rows"] for t in manifest["tables"])

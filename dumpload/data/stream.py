@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import IO
 
 from dumpload.errors import DataError, ToolError
+from dumpload.sqltext import elide_message
 from dumpload.tools import Binary, ClientDefaults, Process, base_argv, widen_pipe
 
 log = logging.getLogger(__name__)
@@ -240,7 +241,7 @@ class Loader:
             self.wire_bytes = _status_value(lines.pop().encode(), "Bytes_received")
         rows, warnings = (int(x) for x in lines[0].split("\t")[:2])
         if warnings:
-            detail = "; ".join(" ".join(w.split("\t")[1:]) for w in lines[1:6])
+            detail = "; ".join(elide_message(" ".join(w.split("\t")[1:])) for w in lines[1:6])
             raise LoadFailed(f"{self.what}: the server reported {warnings} warning(s) while "
                              f"loading: {detail}", retryable=False,
                              hint="the target table must have the source's structure: "
