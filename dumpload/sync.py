@@ -360,6 +360,9 @@ def plan_rollback(config: Config, run_id: str | None) -> RollbackPlan:
         raise UsageError(f"run {journal.run_id} took no backup (--no-backup); it cannot be "
                          "rolled back", hint="restore an older backup with `dumpload backup "
                          "restore`")
+    target = config.env(journal.target)
+    for backup_id in journal.backups:  # missing or damaged: refuse before asking (exit 7)
+        find_backup(config, target, backup_id)
     created = [t for t in journal.tables_created if t not in journal.backed_up_tables]
     restore = [t for t in journal.changed_tables if t in journal.backed_up_tables]
     return RollbackPlan(journal, restore, created, list(journal.backups))

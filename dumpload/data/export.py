@@ -46,6 +46,7 @@ from dumpload.data.verify import TableCheck, VerifyReport, combine
 from dumpload.db import ServerInfo, connect
 from dumpload.errors import EXIT_VERIFY, DataError, DumpLoadError
 from dumpload.progress import NullProgress, Progress
+from dumpload.shapes import shape_error
 from dumpload.sqltext import quote
 from dumpload.tools import defaults_file, find_binary
 
@@ -216,29 +217,68 @@ def _assemble(out_dir: Path, env: DatabaseConfig, server: ServerInfo,
 
 
 # ---------------------------------------------------------------- import
+# A key-range bound as `dumpload.data.chunks` writes it: an integer or a hex literal,
+# maybe converted to the key's charset or to DECIMAL. Bounds are pasted into WHERE
+# clauses, so anything else in a manifest is refused rather than run.
+_BOUND_RE = re.compile(r"-?\d+|X'[0-9A-Fa-f]*'|CONVERT\(X'[0-9A-Fa-f]*' USING \w+\) "
+                       r"COLLATE \w+|CAST\(X'[0-9A-Fa-f]*' AS DECIMAL\(65,30\)\)")
+
+# What import indexes into; other keys are allowed.
+MANIFEST_SHAPE = {
+    "format": str,
+    "tables": [{
+        "name": str, "file": str, "rows": int, "bytes": int, "sha256": str,
+        "columns": [list], "load": {"targets": str, "sets": str},
+        "frames": [{"offset": int, "length": int, "rows": int, "sums": [int],
+                    "column": (str, None), "lo": (str, None), "hi": (str, None)}],
+    }],
+}
+
+
 def check_export(folder: Path, tables: Sequence[str] = ()) -> dict[str, Any]:
     """Read the manifest and check every (selected) data file's size and sha256.
 
-    `tables`: names or globs to keep (default: all). Raises `DataError` on any damage.
+    `tables`: names or globs to keep (default: all; one that matches nothing is a
+    `UsageError`). Raises `DataError` (exit 6) naming the file on any damage.
     """
-    from dumpload.config import select_tables
+    from dumpload.config import match_tables
 
-    try:
-        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{folder}: no readable {MANIFEST}: {exc}",
-                        hint="point at a folder written by `dumpload export`") from None
-    if manifest.get("format") != FORMAT:
-        raise DataError(f"{folder}: unknown export format {manifest.get('format')!r}")
+    manifest = read_export_manifest(folder)
     names = [t["name"] for t in manifest["tables"]]
-    keep = set(select_tables(names, tables or ["*"]))
-    unknown = [t for t in tables if not any(c in t for c in "*?[") and t not in names]
-    if unknown:
-        raise DataError(f"{folder}: not in this export: {', '.join(unknown)}")
+    keep = set(match_tables(names, tables or ["*"], where=f"export {folder}"))
     manifest["tables"] = [t for t in manifest["tables"] if t["name"] in keep]
     for entry in manifest["tables"]:
         _check_file(folder, entry)
     return manifest
+
+
+def read_export_manifest(folder: Path) -> dict[str, Any]:
+    """`folder/manifest.json`, checked against `MANIFEST_SHAPE`; `DataError` naming it."""
+    path = folder / MANIFEST
+    hint = "point at a folder written by `dumpload export`, or export again"
+    try:
+        doc = json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the export manifest: {exc.strerror or exc}",
+                        hint=hint) from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: the export manifest is not UTF-8 text", hint=hint) from None
+    except (ValueError, RecursionError) as exc:
+        raise DataError(f"{path}: the export manifest is not JSON ({exc})", hint=hint) from None
+    if isinstance(doc, dict) and doc.get("format") not in (None, FORMAT):
+        raise DataError(f"{path}: unknown export format {doc.get('format')!r}", hint=hint)
+    if (error := shape_error(doc, MANIFEST_SHAPE)) is not None:
+        raise DataError(f"{path}: the export manifest is damaged: {error}", hint=hint)
+    for entry in doc["tables"]:
+        # A data file outside the folder ("../x", "/etc/...") is not part of this export.
+        if Path(entry["file"]).name != entry["file"] or entry["file"] in ("", ".", ".."):
+            raise DataError(f"{path}: table {entry['name']!r} names the data file "
+                            f"{entry['file']!r}, which is not a file in {folder}", hint=hint)
+        bounds = [b for f in entry["frames"] for b in (f["lo"], f["hi"]) if b is not None]
+        if bad := [b for b in bounds if not _BOUND_RE.fullmatch(b)]:
+            raise DataError(f"{path}: table {entry['name']!r} has a key-range bound that is "
+                            f"not a literal: {bad[0][:60]!r}", hint=hint)
+    return doc
 
 
 def _check_file(folder: Path, entry: dict[str, Any]) -> None:
