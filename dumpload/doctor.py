@@ -18,6 +18,7 @@ from pathlib import Path
 from dumpload.config import Config, DatabaseConfig
 from dumpload.db import Session, connect
 from dumpload.errors import DumpLoadError
+from dumpload.sqltext import quote
 from dumpload.tools import find_binary
 
 SOURCE_PRIVILEGES = ("SELECT", "SHOW VIEW", "TRIGGER", "LOCK TABLES")
@@ -105,10 +106,20 @@ def check_privileges(session: Session, wanted: Iterable[str]) -> Check:
     env = session.env
     if not missing:
         return Check(env.name, "privileges", True, ", ".join(wanted))
-    on = f"`{env.database}`.*"
-    return Check(env.name, "privileges", False, f"missing: {', '.join(missing)}",
-                 f"GRANT {', '.join(missing)} ON {on} TO {session.scalar('SELECT CURRENT_USER()')}"
-                 " (or grant them through a role that is active by default)")
+    account = sql_account(session.scalar("SELECT CURRENT_USER()"))
+    return Check(env.name, "privileges", False,
+                 f"missing: {', '.join(missing)} (a role active by default also does)",
+                 f"GRANT {', '.join(missing)} ON {quote(env.database)}.* TO {account};")
+
+
+def sql_account(current_user: str) -> str:
+    """`user@host` as CURRENT_USER() gives it, as SQL: `'user'@'host'`, quotes escaped."""
+    name, _, host = current_user.rpartition("@")
+    return f"{sql_string(name)}@{sql_string(host or '%')}"
+
+
+def sql_string(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def check_local_infile(session: Session) -> Check:
@@ -116,7 +127,8 @@ def check_local_infile(session: Session) -> Check:
     if on:
         return Check(session.env.name, "local_infile", True, "ON")
     return Check(session.env.name, "local_infile", False, "OFF: data loads need LOAD DATA LOCAL",
-                 "SET GLOBAL local_infile = ON (and local_infile=ON under [mysqld] in my.cnf)")
+                 "SET GLOBAL local_infile = ON;\n# and in the server's my.cnf, to survive a "
+                 "restart:\n[mysqld]\nlocal_infile = ON")
 
 
 def check_binaries(env: str, flavor: str) -> list[Check]:

@@ -204,7 +204,10 @@ def _wants_json(ctx: click.Context) -> bool:
     app = ctx.find_object(App)
     if app is not None and app.json_mode:
         return True
-    return "--json" in sys.argv[1:] or "--json" in (*ctx.protected_args, *ctx.args)
+    # Before the command parsed its options, look for the flag among the raw arguments
+    # (`_protected_args`: click 8.2 deprecates the public name).
+    args = [*getattr(ctx, "_protected_args", []), *ctx.args]
+    return "--json" in args or "--json" in sys.argv[1:]
 
 
 def _area_exit(ctx: click.Context) -> int:
