@@ -196,10 +196,15 @@ def match_tables(names: Sequence[str], include: Iterable[str], exclude: Iterable
     environment), never a success that did nothing: it raises `UsageError` (exit 2)
     listing what `where` (e.g. "production", "export /tmp/x") does have.
     """
-    include = list(include)
+    include, exclude = list(include), list(exclude)
     for pattern in include:
-        if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
+        hits = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+        if not hits:
             raise no_table_matches(pattern, names, where)
+        if not select_tables(hits, [pattern], exclude):
+            raise UsageError(f"every table matching {pattern!r} on {where} is excluded by "
+                             f"replication.exclude_tables: {', '.join(hits[:_LIST_MAX])}",
+                             hint="drop it from exclude_tables, or pick other tables")
     return select_tables(names, include, exclude)
 
 

@@ -23,7 +23,7 @@ from typing import Any
 from dumpload import journal as journals
 from dumpload.backup import create_backup, find_backup, restore_backup
 from dumpload.catalog import table_sizes
-from dumpload.config import Config, DatabaseConfig, select_tables
+from dumpload.config import Config, DatabaseConfig, match_tables, select_tables
 from dumpload.data import copy_tables, verify_tables
 from dumpload.db import connect
 from dumpload.errors import DumpLoadError, StructureError, UsageError, VerifyError
@@ -134,7 +134,12 @@ def analyse_sync(config: Config, source: DatabaseConfig, target: DatabaseConfig,
                                    keep_definer=options.keep_definer)
         source_sizes = {t.name: t for t in table_sizes(src) if t.kind == "BASE TABLE"}
         target_tables = {t.name for t in table_sizes(dst) if t.kind == "BASE TABLE"}
-        wanted = select_tables(source_sizes, options.data_tables, options.exclude_tables)
+        # Configured data globs must each match a source table (exit 2); --tables globs
+        # (the same list for structure) were checked against tables and views above.
+        wanted = (select_tables(source_sizes, options.data_tables, options.exclude_tables)
+                  if options.data_tables == options.structure_tables
+                  else match_tables(list(source_sizes), options.data_tables,
+                                    options.exclude_tables, where=source.name))
         data, identical = _data_items(config, source, target, structure, wanted, source_sizes,
                                       target_tables)
     touched = set(structure.touched_tables) | {d.table for d in data}

@@ -14,7 +14,6 @@ must equal the manifest's. Touches: the target env's server, the backup folder, 
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import logging
 import subprocess
 import threading
@@ -33,8 +32,8 @@ from dumpload.backup.files import BackupInfo, Frame, find_backup, load_info
 from dumpload.backup.frames import TABLE_KINDS
 from dumpload.backup.verify import verify_backup
 from dumpload.catalog import fk_groups, foreign_key_edges
-from dumpload.config import Config, DatabaseConfig
-from dumpload.db import session
+from dumpload.config import Config, DatabaseConfig, match_tables
+from dumpload.db import session, usable_threads
 from dumpload.errors import BackupError, DumpLoadError, ToolError
 from dumpload.logs import record_backup, record_metrics
 from dumpload.sqltext import quote
@@ -104,16 +103,12 @@ def plan_restore(config: Config, backup: str | Path | BackupInfo, env: DatabaseC
 
 
 def select_objects(info: BackupInfo, patterns: Sequence[str] | None) -> tuple[list[str], list[str]]:
-    """(base tables, views) of the backup matching the globs; every glob must match."""
+    """(base tables, views) of the backup matching the globs; a glob that matches nothing
+    is a `UsageError` (exit 2) listing what the backup holds."""
     if patterns is None:
         return info.tables, info.views
     names = info.tables + info.views
-    unmatched = [p for p in patterns if not any(fnmatch.fnmatchcase(n, p) for n in names)]
-    if unmatched:
-        raise BackupError(f"backup {info.id} has no table matching "
-                          f"{', '.join(map(repr, unmatched))}",
-                          hint=f"it holds: {', '.join(names) or 'no tables'}")
-    chosen = {n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)}
+    chosen = set(match_tables(names, patterns, where=f"backup {info.id}"))
     return [t for t in info.tables if t in chosen], [v for v in info.views if v in chosen]
 
 
@@ -170,6 +165,7 @@ def _restore(config: Config, plan: RestorePlan, progress: ProgressFn | None) -> 
     # parent while another client loads its child ends in a lock wait.
     with session(plan.env, config.settings) as s:
         groups = fk_groups(plan.tables, foreign_key_edges(s))
+        threads = usable_threads(threads, s)
     first, rows, last = _phases(groups, by_table)
     tail = _tail_frames(frames, plan)
     with tools.defaults_file(plan.env, client) as defaults:

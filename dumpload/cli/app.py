@@ -159,6 +159,8 @@ class DumpLoadGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         if ctx.parent is not None:  # a sub-group (`backup`, `config`): the root reports
             return super().invoke(ctx)
+        # click empties these before the subcommand parses; keep them to spot --json.
+        ctx.meta["dumpload.args"] = [*getattr(ctx, "_protected_args", []), *ctx.args]
         try:
             result = super().invoke(ctx)
         except click.exceptions.Exit:
@@ -204,9 +206,8 @@ def _wants_json(ctx: click.Context) -> bool:
     app = ctx.find_object(App)
     if app is not None and app.json_mode:
         return True
-    # Before the command parsed its options, look for the flag among the raw arguments
-    # (`_protected_args`: click 8.2 deprecates the public name).
-    args = [*getattr(ctx, "_protected_args", []), *ctx.args]
+    # Before the command parsed its options, look for the flag among the raw arguments.
+    args = ctx.meta.get("dumpload.args", [])
     return "--json" in args or "--json" in sys.argv[1:]
 
 

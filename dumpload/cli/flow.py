@@ -162,6 +162,10 @@ def rollback(app: App, run_id: str | None, dry_run: bool, as_json: bool, yes: bo
     out.print(f"drop (created by the run): {', '.join(plan.drop) or '-'}")
     if dry_run:
         out.print("dry run: nothing was written")
+        if as_json:
+            app.emit_json({"dry_run": True, "run_id": plan.journal.run_id,
+                           "target": plan.journal.target, "restore": plan.restore,
+                           "drop": plan.drop, "backups": plan.backups})
         return
     app.confirm("Restore these tables on the target?", yes)
     result = rollback_run(app.config, plan, run.run_id)

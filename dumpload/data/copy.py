@@ -50,7 +50,7 @@ from dumpload.data.verify import (
     session_kind,
     table_checksum,
 )
-from dumpload.db import Session, connect
+from dumpload.db import Session, connect, usable_threads
 from dumpload.errors import EXIT_VERIFY, DataError, DumpLoadError, VerifyError
 from dumpload.progress import NullProgress, Progress
 from dumpload.sqltext import quote
@@ -279,6 +279,7 @@ def copy_tables(config: Config, source_env: DatabaseConfig, target_env: Database
     started = time.monotonic()
     with ExitStack() as stack:
         src, dst = stack.enter_context(_sessions(config, source_env, target_env))
+        threads = usable_threads(threads, src, dst)
         plans = plans or plan_tables(src, dst, tables, threads)
         shadow.cleanup_leftovers(dst)
         tools = _tools(stack, src, dst)

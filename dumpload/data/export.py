@@ -43,7 +43,7 @@ from dumpload.data import encode, shadow
 from dumpload.data.stream import SourceReader
 from dumpload.data.tables import TableInfo, base_tables, inspect_table, show_create
 from dumpload.data.verify import TableCheck, VerifyReport, combine
-from dumpload.db import ServerInfo, connect
+from dumpload.db import ServerInfo, connect, usable_threads
 from dumpload.errors import EXIT_VERIFY, DataError, DumpLoadError
 from dumpload.progress import NullProgress, Progress
 from dumpload.shapes import shape_error
@@ -77,6 +77,7 @@ def export_tables(config: Config, env: DatabaseConfig, out_dir: Path, tables: Se
     _prepare_dir(out_dir)
     with ExitStack() as stack:
         src = stack.enter_context(contextlib.closing(connect(env, config.settings)))
+        threads = usable_threads(threads, src)
         infos = {t: inspect_table(src, t) for t in tables}
         missing = [t for t, i in infos.items() if not i.columns]
         if missing:
@@ -334,6 +335,7 @@ def import_tables(config: Config, env: DatabaseConfig, folder: Path,
     entries = {t["name"]: t for t in manifest["tables"]}
     with ExitStack() as stack:
         dst = stack.enter_context(contextlib.closing(connect(env, config.settings)))
+        threads = usable_threads(threads, dst)
         _create_missing(dst, folder, list(entries))
         plans = [_import_plan(dst, entry) for entry in entries.values()]
         shadow.cleanup_leftovers(dst)

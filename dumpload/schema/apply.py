@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 
 import pymysql
 
+from dumpload.catalog import is_work_table
+from dumpload.config import match_tables
 from dumpload.db import Session
 from dumpload.errors import StructureError
 from dumpload.schema.diff import diff
@@ -39,10 +41,24 @@ REBUILD_ERRORS = {1553, 1832, 1833, 1845, 1846, 1901, 1904, 1906, 3106, 3108}
 def plan_structure(source_session: Session, target_session: Session,
                    include: Sequence[str] = ("*",), exclude: Sequence[str] = (), *,
                    allow_unsafe: bool = False, keep_definer: bool = False) -> Plan:
-    """Inspect both databases and return the plan that makes the target like the source."""
+    """Inspect both databases and return the plan that makes the target like the source.
+
+    A pattern of `include` that matches no table or view on either side is a `UsageError`
+    (exit 2): comparing nothing is never what was meant.
+    """
+    names = sorted(set(table_names(source_session)) | set(table_names(target_session)))
+    match_tables(names, include, exclude,
+                 where=f"{source_session.env.name} or {target_session.env.name}")
     source = load_schema(source_session, include, exclude)
     target = load_schema(target_session, include, exclude)
     return diff(source, target, allow_unsafe=allow_unsafe, keep_definer=keep_definer)
+
+
+def table_names(session: Session) -> list[str]:
+    """Tables and views of the session's database, dumpload's own work tables left out."""
+    rows = session.query("SELECT TABLE_NAME FROM information_schema.TABLES "
+                         "WHERE TABLE_SCHEMA = %s ORDER BY TABLE_NAME", (session.env.database,))
+    return [r[0] for r in rows if not is_work_table(r[0])]
 
 
 def apply_plan(session: Session, plan: Plan,
