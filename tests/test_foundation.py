@@ -242,3 +242,17 @@ def test_run_logs_are_rotated_by_age_and_count(tmp_path: Path) -> None:
     assert len(left) == 20 and left[0] == "replicator_20240109_000000.log"
     assert len(deleted) == 8
     assert rotate_run_logs(tmp_path, retention_days=None, keep=20) == []
+
+
+def test_demo_help_prints_usage_and_starts_nothing(tmp_path: Path) -> None:
+    demo = Path(__file__).resolve().parent.parent / "scripts" / "demo"
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)}
+    result = subprocess.run([str(demo), "--help"], capture_output=True, text=True, timeout=30,
+                            env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: scripts/demo")
+    assert f"{tmp_path}/dumpload-demo" in result.stdout  # per-user default folder
+    assert "sandbox stop --dir" in result.stdout
+    assert list(tmp_path.iterdir()) == []
+    bad = subprocess.run([str(demo), "--nope"], capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2 and "usage:" in bad.stderr

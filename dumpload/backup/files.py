@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -309,10 +309,3 @@ def _env_folders(config: Config) -> list[str]:
     if not root.is_dir():
         return []
     return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
-def table_frames(frames: Sequence[Frame], names: Sequence[str]) -> list[Frame]:
-    """Frames holding the given tables/views, in file order."""
-    wanted = set(names)
-    return [f for f in frames if f.name in wanted and f.kind in (
-        "table", "table_data", "table_end", "view", "view_final")]

@@ -22,7 +22,6 @@ import subprocess
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
 
 from dumpload.errors import DataError, ToolError
 from dumpload.tools import Binary, Process, base_argv, widen_pipe
@@ -222,21 +221,3 @@ class Loader:
 
     def close(self) -> None:
         self.proc.close()
-
-
-def relay_file(path: Path, sink: Callable[[bytes], None]) -> int:
-    """Send a file's bytes to `sink`; returns the count."""
-    total = 0
-    with path.open("rb") as fh:
-        while block := fh.read(BLOCK):
-            sink(block)
-            total += len(block)
-    return total
-
-
-def drain(reader: IO[bytes], sink: Callable[[bytes], None]) -> int:
-    total = 0
-    while block := reader.read(BLOCK):
-        sink(block)
-        total += len(block)
-    return total
