@@ -198,14 +198,14 @@ def match_tables(names: Sequence[str], include: Iterable[str], exclude: Iterable
     """
     include, exclude = list(include), list(exclude)
     for pattern in include:
-        hits = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
-        if not hits:
+        if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
             raise no_table_matches(pattern, names, where)
-        if not select_tables(hits, [pattern], exclude):
-            raise UsageError(f"every table matching {pattern!r} on {where} is excluded by "
-                             f"replication.exclude_tables: {', '.join(hits[:_LIST_MAX])}",
-                             hint="drop it from exclude_tables, or pick other tables")
-    return select_tables(names, include, exclude)
+    selected = select_tables(names, include, exclude)
+    if include and not selected:  # they all matched, but only excluded tables
+        raise UsageError(f"every table matching {', '.join(map(repr, include))} on {where} is "
+                         "excluded by replication.exclude_tables",
+                         hint="drop them from exclude_tables, or pick other tables")
+    return selected
 
 
 def no_table_matches(pattern: str, names: Sequence[str], where: str) -> UsageError:

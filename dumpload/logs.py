@@ -98,10 +98,12 @@ def start_run(log_dir: Path, argv: Sequence[str], level: str,
 
     The run id is the stamp; a second run within the same second gets a suffix.
     """
-    _make_log_dir(log_dir)
     command = " ".join(argv)
-    if read_only:
+    if read_only:  # never refused for its one log line: that line is skipped instead
+        with contextlib.suppress(ConfigError):
+            _make_log_dir(log_dir)
         return RunLog(now_stamp(), log_dir / COMMANDS_LOG, log_dir, command, None)
+    _make_log_dir(log_dir)
     rotate_run_logs(log_dir, retention_days)
     stamp = now_stamp()
     run_id, n = stamp, 1

@@ -466,3 +466,27 @@ def test_import_tables_matching_nothing_is_a_usage_error(backup_folder: Path) ->
     result = run(backup_folder, "import", str(folder), "--env", "production", "--tables",
                  "nope*", "--dry-run")
     assert_refused(result, 2, "no table matches 'nope*'", "t")
+
+
+def test_stdout_closed_early_is_no_traceback(backup_folder: Path) -> None:
+    write_backup(backup_folder)
+    read, write = os.pipe()
+    os.close(read)  # like `dumpload backup list | head -0`
+    try:
+        result = subprocess.run([dumpload_command(), "--config",
+                                 str(backup_folder / "config.json"), "backup", "list"],
+                                stdout=write, stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(write)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+
+
+def test_log_level_debug_shows_the_traceback(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_bytes(b"[]")
+    plain = run(tmp_path, "config", "show")
+    assert "Traceback" not in plain.stderr
+    argv = [dumpload_command(), "--log-level", "DEBUG", "--config",
+            str(tmp_path / "config.json"), "config", "show"]
+    debug = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert debug.returncode == 3 and "Traceback" in debug.stderr
+    assert debug.stderr.count("error:") == 1

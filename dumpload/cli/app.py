@@ -181,6 +181,8 @@ class DumpLoadGroup(click.Group):
             _fail(ctx, UsageError("interrupted"), None, EXIT_INTERRUPTED)
         except pymysql.err.MySQLError as exc:
             _fail(ctx, _server_error(ctx, exc), exc)
+        except BrokenPipeError:
+            raise  # the reader of stdout went away (`| head`): click exits quietly
         except OSError as exc:
             where = f": {exc.filename}" if exc.filename else ""
             error = DumpLoadError(f"{exc.strerror or exc}{where}",

@@ -21,7 +21,7 @@ from dumpload.cli.app import (
     tables_option,
     yes_option,
 )
-from dumpload.config import Config, DatabaseConfig, match_tables
+from dumpload.config import MAX_THREADS, Config, DatabaseConfig, match_tables
 from dumpload.data.copy import CopyReport, TablePlan
 from dumpload.data.verify import VerifyReport
 from dumpload.db import session
@@ -38,7 +38,7 @@ class Differences(DumpLoadError):
 
 
 def threads_option(fn: Any) -> Any:
-    return click.option("--threads", type=click.IntRange(1, 64), metavar="N",
+    return click.option("--threads", type=click.IntRange(1, MAX_THREADS), metavar="N",
                         help="Parallel workers (default: settings.threads).")(fn)
 
 

@@ -17,6 +17,7 @@ from dumpload.cli.app import (
     tables_option,
     yes_option,
 )
+from dumpload.config import MAX_THREADS
 from dumpload.progress import make_progress
 from dumpload.schema import render_plan_text
 from dumpload.sync import (
@@ -43,7 +44,7 @@ from dumpload.sync import (
               "cannot be rolled back).")
 @click.option("--keep-definer", is_flag=True, help="Keep DEFINER clauses of views/triggers "
               "instead of rewriting them to the target account.")
-@click.option("--threads", type=click.IntRange(1, 64), help="Parallel copy workers "
+@click.option("--threads", type=click.IntRange(1, MAX_THREADS), help="Parallel copy workers "
               "(default: settings.threads).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON document.")
 @yes_option

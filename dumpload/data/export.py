@@ -108,6 +108,9 @@ def export_tables(config: Config, env: DatabaseConfig, out_dir: Path, tables: Se
 
 
 def _prepare_dir(out_dir: Path) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DataError(f"export folder {out_dir} is a file",
+                        hint="choose a new folder (an export never overwrites files)")
     if out_dir.exists() and any(out_dir.iterdir()):
         raise DataError(f"export folder {out_dir} is not empty",
                         hint="choose a new folder (an export never overwrites files)")
