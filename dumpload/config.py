@@ -31,8 +31,9 @@ _DB_TYPES: dict[str, type | tuple[type, ...]] = {
     "host": str, "port": int, "user": str, "password": str, "password_env": str,
     "password_file": str, "option_file": str, "database": str, "socket": str,
     "charset": str, "ssl_ca": str, "ssl_cert": str, "ssl_key": str,
-    "ssl_verify_identity": bool,
+    "ssl_verify_identity": bool, "compress": str,
 }
+COMPRESS_MODES = ("auto", "on", "off")  # protocol compression of the native clients
 _PASSWORD_SOURCES = ("password", "password_env", "password_file", "option_file")
 _REPLICATION_TYPES: dict[str, type | tuple[type, ...]] = {
     "source": str, "target": str, "structure_tables": list, "data_tables": list,
@@ -42,6 +43,8 @@ _SETTINGS_TYPES: dict[str, type | tuple[type, ...]] = {
     "backup_dir": str, "log_dir": str, "backup_retention_days": int, "max_backups": int,
     "batch_size": int, "threads": int, "log_level": str, "connection_timeout": int,
     "retry_attempts": int, "compression_level": int,
+    "keep_daily": int, "keep_weekly": int, "keep_monthly": int,
+    "large_table_mb": (int, float),
 }
 # The CLI's --threads limit and the settings' one; at run time the servers'
 # max_connections bounds it further (`dumpload.db.usable_threads`).
@@ -52,7 +55,8 @@ SETTINGS_BOUNDS: dict[str, tuple[int, int]] = {
     "threads": (1, MAX_THREADS), "batch_size": (1, 1_000_000),
     "connection_timeout": (1, 31_536_000), "retry_attempts": (1, 100),
     "max_backups": (1, 1_000_000), "backup_retention_days": (0, 36_500),
-    "compression_level": (1, 19),
+    "compression_level": (1, 19), "keep_daily": (0, 100_000), "keep_weekly": (0, 100_000),
+    "keep_monthly": (0, 100_000), "large_table_mb": (0, 1_000_000_000),
 }
 _BOUND_WHY = {
     "threads": f"at most {MAX_THREADS} parallel workers (each holds server connections)",
@@ -85,6 +89,7 @@ class DatabaseConfig:
     ssl_cert: Path | None = None
     ssl_key: Path | None = None
     ssl_verify_identity: bool = False
+    compress: str = "auto"  # "auto" (on unless loopback/socket), "on", "off"
 
     @property
     def tls(self) -> bool:
@@ -120,6 +125,10 @@ class Settings:
     connection_timeout: int = 30
     retry_attempts: int = 3
     compression_level: int = 3
+    keep_daily: int = 0      # grandfather-father-son retention of full backups; 0 = off
+    keep_weekly: int = 0
+    keep_monthly: int = 0
+    large_table_mb: float = 256     # structure: ALTERs of bigger tables get an estimate
 
 
 @dataclass(frozen=True)
@@ -344,6 +353,10 @@ def _parse_database(path: Path, base: Path, name: str, raw: dict[str, Any]) -> D
         raise ConfigError(f"{path}: missing required key '{prefix}host' (or '{prefix}socket')")
     if "port" in raw and not 0 < raw["port"] < 65536:
         raise ConfigError(f"{path}: '{prefix}port' must be between 1 and 65535, got {raw['port']}")
+    if raw.get("compress", "auto") not in COMPRESS_MODES:
+        raise ConfigError(f"{path}: '{prefix}compress' must be one of "
+                          f"{', '.join(COMPRESS_MODES)}, got {raw['compress']!r}",
+                          hint=_suggest(str(raw["compress"]), COMPRESS_MODES))
     paths = {k: _resolve_path(base, raw[k]) for k in
              ("option_file", "ssl_ca", "ssl_cert", "ssl_key", "password_file") if k in raw}
     for key in ("ssl_ca", "ssl_cert", "ssl_key"):
@@ -361,7 +374,8 @@ def _parse_database(path: Path, base: Path, name: str, raw: dict[str, Any]) -> D
         socket=raw.get("socket", options.get("socket")), charset=raw.get("charset", "utf8mb4"),
         option_file=paths.get("option_file"), ssl_ca=paths.get("ssl_ca"),
         ssl_cert=paths.get("ssl_cert"), ssl_key=paths.get("ssl_key"),
-        ssl_verify_identity=raw.get("ssl_verify_identity", False))
+        ssl_verify_identity=raw.get("ssl_verify_identity", False),
+        compress=raw.get("compress", "auto"))
 
 
 def _resolve_path(base: Path, value: str) -> Path:

@@ -8,6 +8,7 @@ catalog queries and control statements go through here; table rows never do.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import re
 import ssl
@@ -28,6 +29,7 @@ from tenacity import (
 
 from dumpload.config import DatabaseConfig, Settings
 from dumpload.errors import ConnectError
+from dumpload.flavor import Flavor
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +58,16 @@ class ServerInfo:
     flavor: str
     version: tuple[int, int, int]
     version_string: str
+    capabilities: int | None = None   # the handshake's flags (e.g. which compression)
 
     @property
     def is_mariadb(self) -> bool:
         return self.flavor == "mariadb"
+
+    @property
+    def kind(self) -> Flavor:
+        """The flavor and version as one value with its predicates (`dumpload.flavor`)."""
+        return Flavor.of(self.flavor, self.version)
 
     def __str__(self) -> str:
         name = "MariaDB" if self.is_mariadb else "MySQL"
@@ -200,6 +208,7 @@ def connect(env: DatabaseConfig, settings: Settings, *, database: bool = True,
     with conn.cursor() as cur:
         cur.execute("SELECT VERSION()")
         server = parse_server_version(cur.fetchone()[0])
+    server = dataclasses.replace(server, capabilities=conn.server_capabilities)
     session = Session(conn, env, server)
     if env.tls:
         _refuse_plaintext(session)

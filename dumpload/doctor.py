@@ -1,29 +1,29 @@
 """`doctor`: can dumpload do its job with this configuration? Reads only.
 
-Each check is a `Check` row (ok or not, what was seen, how to fix it). The source needs
-read privileges; the target needs write privileges and `local_infile`; both need the
-client binaries; the backup folder must be writable with room to spare.
+Each check is a `Check` row (ok or not, what was seen, how to fix it). Privileges are the
+account's effective grants (roles included) against what each command runs on an env of
+that role (`dumpload.privileges`); a missing one names the commands it blocks. The
+target also needs `local_infile`; both need the client binaries; the backup folder must be
+writable with room to spare.
 """
 
 from __future__ import annotations
 
 import os
-import re
+import shlex
 import shutil
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from dumpload import privileges
 from dumpload.config import Config, DatabaseConfig
 from dumpload.db import Session, connect
 from dumpload.errors import DumpLoadError
-from dumpload.sqltext import quote
-from dumpload.tools import find_binary
+from dumpload.private import make_dirs, readable_by_others
+from dumpload.tools import find_binary, wire_compression
 
-SOURCE_PRIVILEGES = ("SELECT", "SHOW VIEW", "TRIGGER", "LOCK TABLES")
-TARGET_PRIVILEGES = ("SELECT", "CREATE", "ALTER", "DROP", "INSERT", "DELETE", "INDEX",
-                     "REFERENCES", "TRIGGER", "CREATE VIEW")
 MIN_FREE_BYTES = 1 << 30  # a backup folder with less than 1 GiB free fails the check
 
 
@@ -34,6 +34,7 @@ class Check:
     ok: bool
     detail: str
     hint: str = ""
+    warn: bool = False  # passed, but something deserves a fix (does not fail doctor)
 
 
 def run_checks(config: Config, envs: Iterable[str]) -> list[Check]:
@@ -42,6 +43,9 @@ def run_checks(config: Config, envs: Iterable[str]) -> list[Check]:
     for name in envs:
         checks += check_environment(config, config.env(name))
     checks.append(check_backup_dir(config.settings.backup_dir))
+    for what, folder in (("backup dir", config.settings.backup_dir),
+                         ("log dir", config.settings.log_dir)):
+        checks.append(check_private_dir(what, folder))
     return checks
 
 
@@ -61,65 +65,29 @@ def check_environment(config: Config, env: DatabaseConfig) -> list[Check]:
         checks = [Check(env.name, "connection", True,
                         f"{env.user}@{env.address}/{env.database} ({role})"),
                   Check(env.name, "server", True, session.server.version_string)]
-        wanted = TARGET_PRIVILEGES if role == "target" else SOURCE_PRIVILEGES
-        checks.append(check_privileges(session, wanted))
+        checks.append(check_privileges(session, role))
         if role == "target":
             checks.append(check_local_infile(session))
         checks += check_binaries(env.name, session.server.flavor)
+        checks.append(check_compression(session))
     return checks
 
 
-def granted_privileges(session: Session) -> set[str]:
-    """Privileges of the current account that apply to its configured database."""
-    user = session.scalar("SELECT CURRENT_USER()")
-    name, _, host = user.rpartition("@")
-    grantee = f"'{name}'@'{host}'"
-    privs = {r[0] for r in session.query(
-        "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = %s",
-        (grantee,))}
-    for schema, priv in session.query(
-            "SELECT TABLE_SCHEMA, PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES "
-            "WHERE GRANTEE = %s", (grantee,)):
-        if _schema_matches(schema, session.env.database):
-            privs.add(priv)
-    return privs
-
-
-def _schema_matches(pattern: str, database: str) -> bool:
-    # Schema grants may use LIKE wildcards ('shop\_%'); escaped ones are literal.
-    regex = ""
-    i = 0
-    while i < len(pattern):
-        ch = pattern[i]
-        if ch == "\\" and i + 1 < len(pattern):
-            regex += re.escape(pattern[i + 1])
-            i += 2
-            continue
-        regex += ".*" if ch == "%" else "." if ch == "_" else re.escape(ch)
-        i += 1
-    return re.fullmatch(regex, database) is not None
-
-
-def check_privileges(session: Session, wanted: Iterable[str]) -> Check:
-    have = granted_privileges(session)
-    missing = [p for p in wanted if p not in have]
+def check_privileges(session: Session, role: str) -> Check:
+    """The account's effective grants against what each command of this role runs."""
     env = session.env
+    required = privileges.required(role, session.server.flavor)
+    have = privileges.effective_grants(session)
+    missing = privileges.missing(required, have, env.database)
     if not missing:
-        return Check(env.name, "privileges", True, ", ".join(wanted))
-    account = sql_account(session.scalar("SELECT CURRENT_USER()"))
+        return Check(env.name, "privileges", True,
+                     ", ".join(str(r) for r in required) + f" ({role})")
+    detail = "; ".join(f"missing {r} (blocks: {', '.join(r.commands)})" for r in missing)
+    user = session.scalar("SELECT CURRENT_USER()")
+    # The fix column is SQL to paste as it is; the alternative goes with the detail.
     return Check(env.name, "privileges", False,
-                 f"missing: {', '.join(missing)} (a role active by default also does)",
-                 f"GRANT {', '.join(missing)} ON {quote(env.database)}.* TO {account};")
-
-
-def sql_account(current_user: str) -> str:
-    """`user@host` as CURRENT_USER() gives it, as SQL: `'user'@'host'`, quotes escaped."""
-    name, _, host = current_user.rpartition("@")
-    return f"{sql_string(name)}@{sql_string(host or '%')}"
-
-
-def sql_string(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+                 detail + " (a role active by default that holds them also does)",
+                 privileges.grant_statements(missing, env.database, user))
 
 
 def check_local_infile(session: Session) -> Check:
@@ -142,9 +110,22 @@ def check_binaries(env: str, flavor: str) -> list[Check]:
     return out
 
 
+def check_compression(session: Session) -> Check:
+    """What the native clients will use on the wire to this server (`compress`)."""
+    env = session.env
+    try:
+        binary = find_binary("client", session.server.flavor)
+        choice = wire_compression(env, binary, session.server.version_string,
+                                  session.server.capabilities)
+    except DumpLoadError as exc:
+        return Check(env.name, "wire compression", False, exc.message, exc.hint or "")
+    args = f" {' '.join(choice.args)}" if choice.args else ""
+    return Check(env.name, "wire compression", True, f"{choice}{args}")
+
+
 def check_backup_dir(folder: Path) -> Check:
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        make_dirs(folder)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".doctor-"):
             pass
     except OSError as exc:
@@ -157,3 +138,17 @@ def check_backup_dir(folder: Path) -> Check:
         return Check("-", "backup dir", False, detail, "free space, or point settings.backup_dir "
                      "at a larger filesystem")
     return Check("-", "backup dir", True, detail)
+
+
+def check_private_dir(what: str, folder: Path) -> Check:
+    """Backups and logs hold row data: warn (not fail) when others may read their folder.
+
+    dumpload creates its folders 0700 but never changes the mode of one that exists."""
+    if not folder.is_dir():
+        return Check("-", f"{what} access", True, f"{folder}: created 0700 when first used")
+    mode = folder.stat().st_mode & 0o777
+    if readable_by_others(folder):
+        return Check("-", f"{what} access", True,
+                     f"{folder}: mode {mode:o}, readable by other users (its files are 0600)",
+                     f"chmod 700 {shlex.quote(str(folder))}", warn=True)
+    return Check("-", f"{what} access", True, f"{folder}: mode {mode:o}, private")

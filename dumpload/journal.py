@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dumpload.errors import BackupError, UsageError
+from dumpload.private import make_dirs, open_private
 from dumpload.shapes import MapOf, shape_error
 
 RUNNING, FAILED, DONE, NOTHING = "running", "failed", "done", "nothing-to-do"
@@ -74,9 +75,9 @@ class Journal:
         self.updated = _now()
         doc = asdict(self)
         doc["path"] = str(self.path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.path.parent)
         tmp = self.path.with_suffix(".json.tmp")
-        with tmp.open("w", encoding="utf-8") as fh:
+        with open_private(tmp, "w") as fh:
             json.dump(doc, fh, indent=2)
             fh.flush()
             os.fsync(fh.fileno())

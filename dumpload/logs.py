@@ -31,6 +31,7 @@ from typing import Any
 
 from dumpload import __version__
 from dumpload.errors import ConfigError
+from dumpload.private import make_dirs, open_private, touch
 
 BACKUP_HISTORY = "backup_history.log"
 ERROR_SUMMARY = "error_summary.log"
@@ -111,7 +112,7 @@ def start_run(log_dir: Path, argv: Sequence[str], level: str,
         n += 1
         run_id = f"{stamp}_{n}"
     path = log_dir / f"replicator_{run_id}.log"
-    handler = logging.FileHandler(path, encoding="utf-8")
+    handler = logging.FileHandler(touch(path), encoding="utf-8")  # created 0600 first
     handler.setFormatter(logging.Formatter(_FORMAT))
     handler.setLevel(level)
     logger = logging.getLogger("dumpload")
@@ -127,7 +128,7 @@ def start_run(log_dir: Path, argv: Sequence[str], level: str,
 
 def _make_log_dir(log_dir: Path) -> None:
     try:
-        log_dir.mkdir(parents=True, exist_ok=True)
+        make_dirs(log_dir)
         if not os.access(log_dir, os.W_OK | os.X_OK):
             raise PermissionError(13, "Permission denied", str(log_dir))
     except OSError as exc:
@@ -161,8 +162,8 @@ def _rotate_by_size(path: Path, limit: int) -> None:
 
 
 def _append_line(path: Path, line: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as fh:
+    make_dirs(path.parent)
+    with open_private(path, "a") as fh:
         fh.write(line.rstrip("\n") + "\n")
 
 

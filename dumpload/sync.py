@@ -29,6 +29,7 @@ from dumpload.db import connect
 from dumpload.errors import DumpLoadError, StructureError, UsageError, VerifyError
 from dumpload.logs import record_metrics
 from dumpload.schema import Plan, apply_plan, plan_structure
+from dumpload.schema.apply import ensure_supported
 from dumpload.sqltext import quote
 
 log = logging.getLogger(__name__)
@@ -129,17 +130,20 @@ def analyse_sync(config: Config, source: DatabaseConfig, target: DatabaseConfig,
     """Everything the run would do; reads both servers, writes nothing."""
     started = time.monotonic()
     with connect(source, config.settings) as src, connect(target, config.settings) as dst:
-        structure = plan_structure(src, dst, options.structure_tables, options.exclude_tables,
-                                   allow_unsafe=options.allow_unsafe,
-                                   keep_definer=options.keep_definer)
         source_sizes = {t.name: t for t in table_sizes(src) if t.kind == "BASE TABLE"}
-        target_tables = {t.name for t in table_sizes(dst) if t.kind == "BASE TABLE"}
         # Configured data globs must each match a source table (exit 2); --tables globs
-        # (the same list for structure) were checked against tables and views above.
+        # (the same list for structure) are checked against tables and views below.
         wanted = (select_tables(source_sizes, options.data_tables, options.exclude_tables)
                   if options.data_tables == options.structure_tables
                   else match_tables(list(source_sizes), options.data_tables,
                                     options.exclude_tables, where=source.name))
+        # The data step replaces the rows of `wanted`: no orphan check on their new FKs.
+        structure = plan_structure(src, dst, options.structure_tables, options.exclude_tables,
+                                   allow_unsafe=options.allow_unsafe,
+                                   keep_definer=options.keep_definer, preflight=True,
+                                   skip_orphans=wanted, large_table_bytes=int(
+                                       config.settings.large_table_mb * 1024 * 1024))
+        target_tables = {t.name for t in table_sizes(dst) if t.kind == "BASE TABLE"}
         data, identical = _data_items(config, source, target, structure, wanted, source_sizes,
                                       target_tables)
     touched = set(structure.touched_tables) | {d.table for d in data}
@@ -205,12 +209,19 @@ def run_sync(config: Config, plan: SyncPlan, options: SyncOptions, run_id: str,
 
 def ensure_safe(plan: SyncPlan, options: SyncOptions) -> None:
     """Refuse (exit 5, nothing written) a plan with unsafe changes unless allowed."""
+    ensure_supported(plan.structure)
     unsafe = plan.structure.unsafe
     if unsafe and not options.allow_unsafe:
         listed = "; ".join(f"{c.table}: {c.summary}" for c in unsafe)
         raise StructureError(f"the plan has {len(unsafe)} unsafe change(s), nothing was "
                              f"written: {listed}", hint="review them with `dumpload analyze`, "
                              "then rerun with --allow-unsafe if they are intended")
+    refusals = plan.structure.refusals()
+    if refusals:
+        raise StructureError("the preflight refuses the structure plan, nothing was written: "
+                             + "; ".join(refusals), hint="fix those rows on the target (or "
+                             "change the source), then rerun; conversions that lose data run "
+                             "only with --allow-unsafe")
 
 
 def _record_failure(journal: journals.Journal, report: SyncReport, step: str,
@@ -249,7 +260,8 @@ def _step_backup(config: Config, plan: SyncPlan, options: SyncOptions,
         journal.mark_step("backup", journals.DONE)
         return
     label = "pre-sync" if not journal.backups else "pre-sync-resume"
-    info = create_backup(config, plan.target, missing, label=label, run_id=journal.run_id)
+    info = create_backup(config, plan.target, missing, label=label, run_id=journal.run_id,
+                         kind="pre-change")
     journal.add_unique("backups", [info.id])
     journal.add_unique("backed_up_tables", missing)
     report.backups = list(journal.backups)

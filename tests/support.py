@@ -26,15 +26,22 @@ SANDBOX = ROOT / "scripts" / "sandbox"
 
 @dataclass(frozen=True)
 class Server:
-    """One test server (source or target) reached over loopback TCP as root."""
+    """One test server (source or target) reached over loopback TCP as root.
+
+    With `socket`, the test itself connects through that unix socket (a server inside a
+    network namespace is reachable that way from outside it, unshaped); dumpload's config
+    still points at host:port."""
 
     role: str
     host: str
     port: int
     datadir: str = ""
+    socket: str = ""
 
     def connect(self, database: str | None = None, **kwargs: Any) -> pymysql.Connection:
-        return pymysql.connect(host=self.host, port=self.port, user="root", password="",
+        where: dict[str, Any] = ({"unix_socket": self.socket} if self.socket else
+                                 {"host": self.host, "port": self.port})
+        return pymysql.connect(**where, user="root", password="",
                                database=database, charset="utf8mb4", autocommit=True,
                                local_infile=True, **kwargs)
 

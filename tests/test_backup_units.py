@@ -10,24 +10,30 @@ import zstandard
 
 from dumpload.backup.files import backup_id, clean_label, parse_stamp
 from dumpload.backup.frames import DataSplitter, FrameWriter, SectionSplitter, classify
-from dumpload.backup.retention import RetentionItem, plan_retention
+from dumpload.backup.retention import RetentionItem, RetentionPolicy, plan_retention
 
 NOW = datetime(2024, 6, 30, 12, 0, 0)
 
 
-def item(name: str, days: float, good: bool = True) -> RetentionItem:
-    return RetentionItem(name, NOW - timedelta(days=days), good)
+def item(name: str, days: float, good: bool = True, kind: str = "full",
+         run: str | None = None) -> RetentionItem:
+    return RetentionItem(name, NOW - timedelta(days=days), good, kind, run)
+
+
+def doomed(items: list[RetentionItem], days: int = 30, max_backups: int = 50,
+           **gfs: int) -> list[str]:
+    return plan_retention(items, NOW, RetentionPolicy(days, max_backups, **gfs)).delete
 
 
 def test_retention_days_and_max_together() -> None:
     items = [item("g0", 0), item("g1", 1), item("g2", 2), item("g3", 3), item("g40", 40)]
     # max 3: g3 goes (4th newest); 30 days: g40 goes too.
-    assert plan_retention(items, NOW, 30, 3) == ["g3", "g40"]
+    assert doomed(items, 30, 3) == ["g3", "g40"]
 
 
 def test_retention_never_deletes_newest_good() -> None:
     items = [item("old_good", 100), item("newer_failed", 1, good=False)]
-    assert plan_retention(items, NOW, 30, 5) == []
+    assert doomed(items, 30, 5) == []
 
 
 def test_retention_failed_ones_do_not_count_as_kept() -> None:
@@ -35,17 +41,85 @@ def test_retention_failed_ones_do_not_count_as_kept() -> None:
              item("g3", 3), item("f4", 4, False)]
     # max 2 good: g1, g2 kept; g3 goes; f4 older than the newest good goes;
     # f0/f1 are newer than any good one and younger than 30 days: kept for now.
-    assert plan_retention(items, NOW, 30, 2) == ["g3", "f4"]
+    assert doomed(items, 30, 2) == ["g3", "f4"]
 
 
 def test_retention_zero_days_keeps_only_newest_good() -> None:
     items = [item("g1", 1), item("g2", 2), item("f", 0.1, False)]
-    assert plan_retention(items, NOW, 0, 50) == ["f", "g2"]
+    assert doomed(items, 0, 50) == ["f", "g2"]
 
 
 def test_retention_old_failed_goes_even_without_good() -> None:
     items = [item("f_old", 60, False), item("f_new", 1, False)]
-    assert plan_retention(items, NOW, 30, 5) == ["f_old"]
+    assert doomed(items, 30, 5) == ["f_old"]
+
+
+def test_max_backups_counts_per_kind_and_keeps_the_only_full() -> None:
+    # The case: five small pre-change backups must not push out the one full backup.
+    items = [item("full", 10)] + [item(f"pc{n}", n, kind="pre-change", run=f"r{n}")
+                                  for n in range(5)]
+    assert "full" not in doomed(items, 30, 2)
+    assert doomed(items, 30, 2) == []  # every run is newer than the full backup: all kept
+
+
+def test_runs_older_than_a_newer_full_backup_follow_max_backups() -> None:
+    items = ([item("full_new", 0.5), item("full_old", 10)]
+             + [item(f"pc{n}", n + 1, kind="pre-change", run=f"r{n}") for n in range(5)])
+    # r0..r4 are older than full_new: only the most recent run (r0) is protected; max 2 per
+    # kind keeps pc0, pc1; the two full backups are within max as well.
+    assert doomed(items, 30, 2) == ["pc2", "pc3", "pc4"]
+    reasons = plan_retention(items, NOW, RetentionPolicy(30, 2)).reasons
+    assert reasons["pc0"] == "rollback point of run r0"
+    assert reasons["full_new"] == "newest good full backup"
+
+
+def test_rollback_point_of_most_recent_run_is_kept_however_old() -> None:
+    items = [item("full", 1), item("pc_a", 90, kind="pre-change", run="a"),
+             item("pc_a2", 89, kind="pre-change", run="a"),  # a resumed run's second backup
+             item("pc_b", 100, kind="pre-change", run="b")]
+    assert doomed(items, 30, 50) == ["pc_b"]
+
+
+def test_runs_newer_than_newest_full_are_kept_beyond_max_and_days() -> None:
+    items = [item("full", 60), item("pr", 40, kind="pre-restore", run="x"),
+             item("pc", 50, kind="pre-change", run="y"),
+             item("pc_old", 70, kind="pre-change", run="z")]
+    # x and y are newer than the full backup: kept though older than 30 days; z is not
+    # (older than the full backup, not the most recent run), and is older than 30 days.
+    assert doomed(items, 30, 1) == ["pc_old"]
+
+
+def test_newest_full_that_is_not_good_does_not_count() -> None:
+    # A damaged full backup (prune verifies the newest ones) protects nothing: the older
+    # good one is the newest verified full backup and stays; the damaged one goes as soon
+    # as a newer good backup exists.
+    items = [item("full_bad", 1, good=False), item("full_ok", 5), item("full_older", 6)]
+    assert doomed(items, 30, 1) == ["full_older"]
+    assert doomed(items + [item("full_new", 0.5)], 30, 1) == ["full_bad", "full_ok",
+                                                               "full_older"]
+
+
+def test_grandfather_father_son_keeps_fulls_per_period() -> None:
+    # One full backup every 12 hours for 100 days: max_backups 1, 1 day.
+    items = [item(f"f{n:03d}", n / 2) for n in range(200)]
+    kept = {i.id for i in items} - set(doomed(items, 1, 1, keep_daily=3, keep_weekly=2,
+                                              keep_monthly=2))
+    days = {NOW.date() - timedelta(days=d) for d in range(3)}
+    assert {i.id for i in items if i.id in kept and i.created.date() in days} == \
+        {"f000", "f002", "f004"}  # the newest of each of the last 3 days (f001 is today too)
+    months = {(i.created.year, i.created.month) for i in items if i.id in kept}
+    assert (2024, 5) in months and (2024, 6) in months and (2024, 4) not in months
+    # f000: newest (max 1, and daily); 2 more days; the newest of last week (a Sunday's
+    # backups are the newest of week 26 → f000 again; week 25 → Sunday June 23); the newest
+    # of May. Nothing else.
+    assert len(kept) == 5, sorted(kept)
+
+
+def test_gfs_off_by_default_and_only_for_full() -> None:
+    items = [item("f0", 0), item("f1", 1), item("p0", 0, kind="tables"),
+             item("p1", 1, kind="tables")]
+    assert sorted(doomed(items, 30, 1)) == ["f1", "p1"]
+    assert doomed(items, 30, 1, keep_daily=2) == ["p1"]
 
 
 def test_ids_labels_and_stamps() -> None:

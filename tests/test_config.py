@@ -53,6 +53,7 @@ def test_defaults_are_filled_in(tmp_path: Path) -> None:
     s = config.settings
     assert (s.backup_retention_days, s.max_backups, s.batch_size, s.threads) == (30, 50, 1000, 4)
     assert (s.log_level, s.connection_timeout, s.retry_attempts) == ("INFO", 30, 3)
+    assert (s.keep_daily, s.keep_weekly, s.keep_monthly) == (0, 0, 0)
     assert s.backup_dir == tmp_path / "backups" and s.log_dir == tmp_path / "logs"
     assert config.target.password == "s3cret-prod"
     assert config.source.charset == "utf8mb4"
@@ -95,6 +96,9 @@ def test_missing_keys(tmp_path: Path, drop: tuple[str, ...], key: str) -> None:
     (("settings",), {"threads": "4"}, "settings.threads"),
     (("settings",), {"threads": 0}, "settings.threads"),
     (("settings",), {"log_level": "LOUD"}, "settings.log_level"),
+    (("settings",), {"keep_daily": -1}, "settings.keep_daily"),
+    (("settings",), {"keep_weekly": "2"}, "settings.keep_weekly"),
+    (("settings",), {"keep_monthly": 1.5}, "settings.keep_monthly"),
 ])
 def test_mistyped_keys(tmp_path: Path, path: tuple[str, ...], value: object, key: str) -> None:
     doc = good_config()

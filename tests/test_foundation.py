@@ -161,17 +161,17 @@ def test_no_password_in_any_process_argv_or_environment(env: TestEnv) -> None:
     binary = find_binary("dump", "mariadb")
     seen: list[str] = []
     try:
-        with defaults_file(db, binary) as path:
-            assert oct(path.stat().st_mode & 0o777) == "0o600"
-            argv = [*base_argv(binary, path), "--single-transaction", db.database, "big"]
-            with Process(argv, what="mariadb-dump") as proc:
+        with defaults_file(db, binary) as defaults:
+            assert defaults.option.startswith("--defaults-extra-file=/dev/fd/")
+            assert oct(os.fstat(defaults.fd).st_mode & 0o777) == "0o600"
+            argv = [*base_argv(binary, defaults), "--single-transaction", "--", db.database, "big"]
+            with Process(argv, what="mariadb-dump", defaults=defaults) as proc:
                 reader = threading.Thread(target=lambda: [time.sleep(0.01) for _ in iter(
                     lambda: proc.stdout.read(65536), b"")])
                 reader.start()
                 seen = scan_proc_for(SECRET.encode(), proc.pid)
                 reader.join()
                 proc.check()
-        assert not path.exists()
     finally:
         env.src(f"DROP USER '{user}'@'%'")
     assert seen == [f"checked {proc.pid}"]

@@ -10,10 +10,15 @@ the source) must converge too.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
+from dumpload.config import load_config
+from dumpload.db import session
+from dumpload.schema.inspect import read_catalog
+from tests.case_records import record
 from tests.support import Server, TestEnv
 
 CASES = Path(__file__).parent / "schema_cases"
@@ -41,10 +46,11 @@ def split_sql(text: str) -> list[str]:
 
 def column_types(server: Server, db: str) -> dict[tuple[str, str], tuple]:
     rows = server.sql(None, "SELECT c.TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, COLLATION_NAME, "
-                      "EXTRA FROM information_schema.COLUMNS c JOIN information_schema.TABLES t "
+                      "EXTRA, IS_NULLABLE FROM information_schema.COLUMNS c "
+                      "JOIN information_schema.TABLES t "
                       "USING (TABLE_SCHEMA, TABLE_NAME) WHERE c.TABLE_SCHEMA = "
                       f"'{db}' AND t.TABLE_TYPE = 'BASE TABLE'")
-    return {(r[0], r[1]): (r[2], r[3]) for r in rows if "GENERATED" not in (r[4] or "")
+    return {(r[0], r[1]): (r[2], r[3], r[5]) for r in rows if "GENERATED" not in (r[4] or "")
             or "DEFAULT_GENERATED" in (r[4] or "")}
 
 
@@ -83,10 +89,33 @@ def analyze(env: TestEnv) -> tuple[int, dict]:
     return result.exit_code, json.loads(result.stdout)
 
 
+def expectations(case: str) -> dict:
+    path = CASES / case / "expected.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def show_creates(server: Server, db: str) -> dict[str, str]:
+    names = [r[0] for r in server.sql(None, "SELECT TABLE_NAME FROM information_schema.TABLES "
+                                      f"WHERE TABLE_SCHEMA = '{db}' ORDER BY 1")]
+    return {n: server.sql(db, f"SHOW CREATE TABLE `{n}`")[0][1] for n in names}
+
+
+def assert_refused_unchanged(env: TestEnv, result: object, creates: dict, rows: dict,
+                             types: dict) -> None:
+    """The preflight refused the plan (exit 5) and the target is exactly as it was."""
+    assert result.exit_code == 5, result.output  # type: ignore[attr-defined]
+    assert "preflight" in result.output  # type: ignore[attr-defined]
+    assert show_creates(env.target, env.database) == creates
+    assert snapshot(env.target, env.database, types) == rows
+    assert not env.target.sql(None, "SHOW DATABASES LIKE '\\_dl\\_rehearsal%'")
+
+
 @pytest.mark.parametrize("direction", ["forward", "reverse"])
 @pytest.mark.parametrize("case", CASE_NAMES)
 def test_case_round_trip(env: TestEnv, case: str, direction: str) -> None:
     load_case(env, case, direction == "reverse")
+    if direction == "forward" and os.environ.get("DUMPLOAD_RECORD_CASES"):
+        record_case(env, case)
     before_types = column_types(env.target, env.database)
     before = snapshot(env.target, env.database, before_types)
     code, plan = analyze(env)
@@ -96,6 +125,11 @@ def test_case_round_trip(env: TestEnv, case: str, direction: str) -> None:
         assert refused.exit_code == 5, refused.output
         assert "unsafe" in refused.output
         assert analyze(env)[1]["statements"] == plan["statements"], "refusal wrote something"
+    if direction in expectations(case).get("refused", []):
+        creates = show_creates(env.target, env.database)
+        result = env.run("structure", "--yes", "--no-backup", "--allow-unsafe")
+        assert_refused_unchanged(env, result, creates, before, before_types)
+        return
     result = env.run("structure", "--yes", "--no-backup", "--allow-unsafe")
     assert result.exit_code == 0, result.output
     code, left = analyze(env)
@@ -104,3 +138,12 @@ def test_case_round_trip(env: TestEnv, case: str, direction: str) -> None:
     keep = {k for k, v in before_types.items() if after_types.get(k) == v}
     after = snapshot(env.target, env.database, after_types)
     assert project(after, keep) == project(before, keep)
+
+
+def record_case(env: TestEnv, case: str) -> None:
+    """Record the case's catalog rows and expected plan (DUMPLOAD_RECORD_CASES=1)."""
+    config = load_config(env.config_path)
+    with session(config.source, config.settings) as src, \
+            session(config.target, config.settings) as dst:
+        record(CASES / case, env.database, dst.server.flavor, dst.server.version,
+               read_catalog(src), read_catalog(dst))

@@ -86,14 +86,19 @@ def test_unsafe_changes_are_refused_without_flag(env: TestEnv) -> None:
     assert tables_of(env) == ["t"] and env.dst("SELECT id, a FROM t") == [(1, "abc")]
 
 
-def test_narrowing_that_would_truncate_fails_loudly(env: TestEnv) -> None:
+def test_narrowing_that_would_truncate_is_refused_or_made_explicit(env: TestEnv) -> None:
     env.src("CREATE TABLE t (id INT PRIMARY KEY, a VARCHAR(3))")
     env.dst("CREATE TABLE t (id INT PRIMARY KEY, a VARCHAR(10))",
-            "INSERT INTO t VALUES (1, 'abcdef')")
-    result = env.run("structure", "--yes", "--no-backup", "--allow-unsafe")
+            "INSERT INTO t VALUES (1, 'abcdef'), (2, 'ab')")
+    result = env.run("structure", "--yes", "--no-backup")
     assert result.exit_code == 5
-    assert "fix or delete them" in result.output
-    assert env.dst("SELECT a FROM t") == [("abcdef",)]
+    assert "t.a: 1 row(s) with values longer than varchar(3)" in result.output
+    assert env.dst("SELECT a FROM t ORDER BY id") == [("abcdef",), ("ab",)]
+    # Allowed: the truncation is a statement of the plan, shown with its row count.
+    result = env.run("structure", "--yes", "--no-backup", "--allow-unsafe")
+    assert result.exit_code == 0, result.output
+    assert "conversion (1 rows): UPDATE `t` SET `a` = LEFT(`a`, 3)" in result.output
+    assert env.dst("SELECT a FROM t ORDER BY id") == [("abc",), ("ab",)]
 
 
 def test_table_selection(env: TestEnv) -> None:

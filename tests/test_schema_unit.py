@@ -3,6 +3,8 @@ type-change safety, diff ordering and SQL rendering."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from dumpload.schema import flavor as fl
 from dumpload.schema.diff import _longest_increasing, diff
 from dumpload.schema.inspect import build_schema
@@ -71,8 +73,10 @@ def test_mysql_and_mariadb_columns_compare_equal() -> None:
          col_row("g", "int(11)", EXTRA="VIRTUAL GENERATED", GENERATION_EXPRESSION="(`a` + 1)")),
     ]
     for mysql, mariadb in pairs:
-        assert fl.column_from_row(mysql, "mysql", {}) == fl.column_from_row(mariadb, "mariadb",
-                                                                            {})
+        # MariaDB keeps display widths; compared with MySQL they are dropped (both sides).
+        maria = fl.column_from_row(mariadb, "mariadb", {})
+        assert fl.column_from_row(mysql, "mysql", {}) == replace(
+            maria, type=fl.strip_display_width(maria.type))
 
 
 def test_mariadb_json_is_json() -> None:
@@ -212,7 +216,7 @@ def test_order_of_phases_and_safety() -> None:
                                                         ("old", "drop_table")}
     assert plan.touched_tables == ("c", "old") and plan.created_tables == ("n",)
     assert plan.dropped_tables == ("old",)
-    assert "DEFINER=CURRENT_USER" in plan.statements[-1]
+    assert "DEFINER=CURRENT_USER" in plan.statements[-2]  # then back to the DDL sql_mode
     doc = plan.to_dict()
     assert doc["identical"] is False and len(doc["unsafe"]) == 2
     text = render_plan_text(plan)
@@ -249,3 +253,70 @@ def test_default_rendering() -> None:
     assert C("a", default="current_timestamp(3)").definition().endswith(
         "DEFAULT current_timestamp(3)")
     assert C("a", default="-1.5e3").definition().endswith("DEFAULT -1.5e3")
+
+
+# --- flavor value object, index USING, byte limits ------------------------------------------
+
+def test_flavor_value_object() -> None:
+    from dumpload.flavor import Flavor
+    maria = Flavor.of("mariadb", (10, 11, 6))
+    mysql = Flavor.of("MySQL", (8, 0, 36))
+    assert maria == "mariadb" and mysql == "mysql" and maria != mysql
+    assert Flavor.of(maria) is maria and Flavor.of(None).is_mariadb
+    assert maria.keeps_int_display_width and not mysql.keeps_int_display_width
+    assert maria.check_drop_keyword == "CONSTRAINT" and mysql.check_drop_keyword == "CHECK"
+    assert maria.has_instant_alter and not Flavor.of("mariadb", (10, 2, 0)).has_instant_alter
+    assert Flavor.of("mysql").at_least(9, 0, 0)        # unknown version: the newest
+    assert {maria: 1}["mariadb"] == 1                   # usable where a name was a key
+    assert Schema("db", flavor="mysql", version=(8, 0, 1)).flavor.version == (8, 0, 1)
+
+
+def test_display_widths_compared_only_between_mariadb_servers() -> None:
+    def schema(flavor: str, ctype: str) -> Schema:
+        return Schema("db", flavor=flavor, tables={"t": Table("t", (Column("a", ctype),))})
+    assert diff(schema("mariadb", "int(4)"), schema("mariadb", "int(11)")).statements
+    assert not diff(schema("mysql", "int"), schema("mariadb", "int(11)")).statements
+    assert not diff(schema("mariadb", "int(11)"), schema("mysql", "int")).statements
+    assert fl.normalize_type("int(4)", keep_width=True) == "int(4)"
+
+
+def test_index_using_read_from_show_create() -> None:
+    ddl = ("CREATE TABLE `t` (\n  `id` int(11) NOT NULL,\n  `c` varchar(9) DEFAULT NULL,\n"
+           "  `b` text DEFAULT NULL,\n  PRIMARY KEY (`id`) USING BTREE,\n"
+           "  UNIQUE KEY `u` (`b`) USING HASH,\n  KEY `k``x` (`c`(3)) USING HASH COMMENT 'a',\n"
+           "  KEY `plain` (`c`)\n) ENGINE=InnoDB")
+    assert fl.index_using(ddl) == {"PRIMARY": "BTREE", "u": "HASH", "k`x": "HASH"}
+    idx = Index("k", "INDEX", (IndexPart("c"),), using="HASH")
+    assert idx.definition() == "KEY `k` (`c`) USING HASH"
+
+
+def test_charset_changes_must_fit_their_bytes() -> None:
+    def col(ctype: str, charset: str) -> Column:
+        return Column("c", ctype, charset=charset, collation=f"{charset}_bin")
+    assert not column_change_safety(col("text", "latin1"), col("text", "utf8mb4"))[0]
+    assert column_change_safety(col("text", "latin1"), col("mediumtext", "utf8mb4"))[0]
+    assert column_change_safety(col("text", "utf8mb3"), col("text", "utf8mb4"))[0]
+    assert column_change_safety(col("varchar(100)", "latin1"), col("varchar(100)", "utf8mb4"))[0]
+    wide = column_change_safety(col("varchar(20000)", "latin1"), col("varchar(20000)", "utf8mb4"))
+    assert not wide[0] and "row limit" in wide[1]
+    table = Table("t", (col("varchar(1000)", "utf8mb4"),),
+                  (Index("ik", "INDEX", (IndexPart("c"),)),))
+    keyed = column_change_safety(col("varchar(1000)", "latin1"), col("varchar(1000)", "utf8mb4"),
+                                 table)
+    assert not keyed[0] and "3072-byte key limit" in keyed[1]
+    assert not column_change_safety(col("varchar(10)", "utf8mb4"), col("varchar(10)", "latin1"))[0]
+
+
+def test_trigger_sql_mode_is_compared_and_kept() -> None:
+    def schema(mode: str) -> Schema:
+        t = Table("t", (Column("a", "int"),))
+        tr = Trigger("tr", "t", "BEFORE", "INSERT", "SET NEW.a = 1", sql_mode=mode)
+        return Schema("db", tables={"t": t}, triggers={"tr": tr})
+    plan = diff(schema("STRICT_ALL_TABLES,PIPES_AS_CONCAT"), schema("PIPES_AS_CONCAT"))
+    assert plan.statements[1:] == (
+        "SET SESSION sql_mode = 'STRICT_ALL_TABLES,PIPES_AS_CONCAT'",
+        "CREATE DEFINER=CURRENT_USER TRIGGER `tr` BEFORE INSERT ON `t` FOR EACH ROW "
+        "SET NEW.a = 1",
+        "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'")
+    assert [d.what for d in plan.differences] == ["sql_mode differs"]
+    assert not diff(schema("A,B"), schema("B,A")).statements

@@ -8,6 +8,7 @@ also put on the source where they fit its schema, so the data step has work to d
 from __future__ import annotations
 
 import contextlib
+import json
 
 import pymysql
 import pytest
@@ -25,7 +26,13 @@ def test_sync_converges_on_schema_case(env: TestEnv, name: str, reverse: bool) -
         for stmt in split_sql(rows.read_text()):
             with contextlib.suppress(pymysql.err.MySQLError):  # rows that fit the source
                 env.src(stmt)
+    expected = CASES / name / "expected.json"
+    refused = json.loads(expected.read_text()).get("sync_refused", []) \
+        if expected.exists() else []
     result = env.run("sync", "--yes", "--allow-unsafe")
+    if ("reverse" if reverse else "forward") in refused:
+        assert result.exit_code == 5 and "preflight" in result.output, result.output
+        return
     assert result.exit_code == 0, result.stdout + result.stderr
     assert env.run("analyze").exit_code == 0
     verify = env.run("verify")

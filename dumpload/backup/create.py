@@ -27,7 +27,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from dumpload import __version__, tools
+from dumpload.backup import meta
 from dumpload.backup.files import (
+    KIND_FULL,
+    KIND_TABLES,
+    KINDS,
     MANIFEST_FORMAT,
     PARTIAL_SUFFIX,
     STATUS_FAILED,
@@ -43,10 +47,12 @@ from dumpload.backup.files import (
     write_json_atomic,
 )
 from dumpload.backup.frames import COMPLETED, DataSplitter, FrameWriter, SectionSplitter
+from dumpload.backup.inprogress import settle_interrupted
 from dumpload.config import Config, DatabaseConfig
 from dumpload.db import Session, connect, session
 from dumpload.errors import BackupError, DumpLoadError, ToolError
 from dumpload.logs import BACKUP_HISTORY, now_stamp, record_backup, record_metrics
+from dumpload.private import make_dirs
 from dumpload.sqltext import quote
 
 log = logging.getLogger(__name__)
@@ -81,26 +87,33 @@ class _Attempt:
 
 def create_backup(config: Config, env: DatabaseConfig, tables: Sequence[str] | None = None, *,
                   label: str | None = None, run_id: str | None = None,
-                  progress: ProgressFn | None = None) -> BackupInfo:
+                  kind: str | None = None, progress: ProgressFn | None = None) -> BackupInfo:
     """Back up `tables` of `env` (None: the whole database incl. views, triggers, routines).
 
-    An empty `tables` list is refused (`BackupError`): callers with nothing to back up
-    skip the call. Returns the new backup; raises `BackupError` (exit 7) on any failure,
-    leaving no final file and a `failed` line in `backup_history.log`.
+    `kind` (manifest `kind`, see `files.KINDS`) defaults to `full` for the whole database
+    and `tables` otherwise; callers backing up before a change pass `pre-change` or
+    `pre-restore` with their `run_id`. An empty `tables` list is refused (`BackupError`):
+    callers with nothing to back up skip the call. Returns the new backup; raises
+    `BackupError` (exit 7) on any failure, leaving no final file and a `failed` line in
+    `backup_history.log`.
     """
     if tables is not None and len(tables) == 0:
         raise BackupError(f"nothing to back up in {env.name!r}: the table list is empty",
                           hint="pass tables=None for the whole database")
     folder = env_dir(config, env.name)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        make_dirs(folder)
     except OSError as exc:
         raise BackupError(f"cannot create backup folder {folder}: {exc.strerror}") from None
     remove_abandoned(config, env)
+    settle_interrupted(config.settings.log_dir)
     attempt = _reserve(folder, env.database, clean_label(label))
+    kind = kind or (KIND_FULL if tables is None else KIND_TABLES)
+    if kind not in KINDS:
+        raise BackupError(f"unknown backup kind {kind!r}", hint=f"one of {', '.join(KINDS)}")
     event: dict[str, Any] = {"event": "create", "id": attempt.id, "env": env.name,
                              "database": env.database, "label": clean_label(label),
-                             "run_id": run_id}
+                             "kind": kind, "run_id": run_id}
     guard = _Guardian(config, attempt, event)
     try:
         info = _run(config, env, tables, attempt, event, progress)
@@ -130,7 +143,8 @@ if sys.stdin.buffer.read() != b"done":
     doc = {"time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            **json.loads(event), "status": "failed",
            "error": "the dumpload process died before the backup finished"}
-    with open(history, "a", encoding="utf-8") as fh:
+    fd = os.open(history, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "a", encoding="utf-8") as fh:
         fh.write(json.dumps(doc) + chr(10))
     for path in (partial, final):
         if path == partial or not os.path.exists(manifest):
@@ -146,7 +160,7 @@ class _Guardian:
         history = config.settings.log_dir / BACKUP_HISTORY
         self.proc: subprocess.Popen[bytes] | None = None
         with contextlib.suppress(OSError):
-            history.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(history.parent)
             self.proc = subprocess.Popen(
                 [sys.executable, "-I", "-S", "-c", _GUARDIAN, str(attempt.partial),
                  str(attempt.final), str(attempt.manifest), str(history), json.dumps(event)],
@@ -215,22 +229,28 @@ def _run(config: Config, env: DatabaseConfig, tables: Sequence[str] | None, atte
     with session(env, settings) as s:
         server = s.server
         inventory = _inventory(s, tables)
+        binlog = bool(int(s.scalar("SELECT @@GLOBAL.log_bin") or 0))
+        objects = meta.count_objects(s) if inventory.whole_database else {}
     event["tables"] = inventory.tables + inventory.views
     binary = tools.find_binary("dump", server.flavor)
+    wire = tools.wire_args(env, binary, server)
     counter = connect(env, settings)
     try:
         counter.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         counter.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
         with ThreadPoolExecutor(1, thread_name_prefix="backup-count") as pool:
             with tools.defaults_file(env, binary) as defaults:
-                argv = dump_argv(binary, defaults, env, inventory)
+                argv = dump_argv(binary, defaults, env, inventory, wire, binlog)
                 counts = pool.submit(_count_rows, counter, inventory.tables)
-                frames, raw, sha = _stream(argv, binary, env, attempt, settings.compression_level,
-                                           progress)
+                frames, raw, sha, capture = _stream(argv, defaults, binary, env, attempt,
+                                                    settings.compression_level, progress)
             rows = _result(counts, env)
     finally:
         counter.close()
     _check_sections(env, inventory, frames)
+    event["binlog"] = meta.parse_binlog(capture.text()) if binlog else None
+    if inventory.whole_database:
+        event["objects"] = meta.check_objects(env.name, capture, objects)
     os.replace(attempt.partial, attempt.final)
     fsync_dir(attempt.final.parent)
     manifest = _manifest(env, attempt, inventory, rows, frames, raw, sha, server, binary, event)
@@ -262,28 +282,41 @@ def _inventory(s: Session, tables: Sequence[str] | None) -> Inventory:
                      [n for n in names if kinds[n] == "VIEW"], tables is None)
 
 
-def dump_argv(binary: tools.Binary, defaults: Path, env: DatabaseConfig,
-              inventory: Inventory) -> list[str]:
-    """The dump tool's argv: consistent snapshot, exact bytes, section comments kept."""
-    argv = tools.base_argv(binary, defaults) + [
+def dump_argv(binary: tools.Binary, defaults: tools.ClientDefaults, env: DatabaseConfig,
+              inventory: Inventory, wire: Sequence[str] = (),
+              binlog: bool = False) -> list[str]:
+    """The dump tool's argv: consistent snapshot, exact bytes, section comments kept; the
+    database and table names after `--`, so none is ever read as an option; `wire`:
+    protocol compression options (`tools.wire_args`).
+
+    A whole-database backup carries routines and events. With `binlog` (the server writes
+    binary logs) the snapshot's binlog coordinates (and MariaDB's GTID position) are written
+    as comments (`--master-data=2`), which `meta.parse_binlog` reads into the manifest; with
+    `--single-transaction` MariaDB takes them from the snapshot without a global lock.
+    """
+    whole = inventory.whole_database
+    argv = tools.base_argv(binary, defaults) + [*wire,
         "--single-transaction", "--quick", "--hex-blob", "--triggers", "--no-tablespaces",
         "--comments", "--add-drop-table", "--tz-utc", "--max-allowed-packet=1G",
-        "--routines" if inventory.whole_database else "--skip-routines",
-        *tools.dump_flavor_args(binary), env.database,
+        "--routines" if whole else "--skip-routines", "--events" if whole else "--skip-events",
+        *(tools.binlog_position_args(binary) if binlog else []),
+        *tools.dump_flavor_args(binary),
     ]
-    if not inventory.whole_database:
-        argv += inventory.tables + inventory.views
-    return argv
+    names = [] if inventory.whole_database else inventory.tables + inventory.views
+    return argv + tools.dump_names(env.database, *names)
 
 
-def _stream(argv: list[str], binary: tools.Binary, env: DatabaseConfig, attempt: _Attempt,
-            level: int, progress: ProgressFn | None) -> tuple[list[Frame], int, str]:
-    """Run the dump into the partial file; return (frames, uncompressed bytes, sha256)."""
+def _stream(argv: list[str], defaults: tools.ClientDefaults, binary: tools.Binary,
+            env: DatabaseConfig, attempt: _Attempt, level: int, progress: ProgressFn | None
+            ) -> tuple[list[Frame], int, str, meta.MetaCapture]:
+    """Run the dump into the partial file; return (frames, uncompressed bytes, sha256, the
+    non-table sections' text)."""
     fh = attempt.lock_fh
     writer = FrameWriter(fh, level)
     rows = DataSplitter(writer.write, writer.section)
-    splitter = SectionSplitter(rows.write, rows.section)
-    with tools.Process(argv, what=f"{binary.name} of {env.name}") as proc:
+    capture = meta.MetaCapture(rows.write, rows.section)
+    splitter = SectionSplitter(capture.write, capture.section)
+    with tools.Process(argv, what=f"{binary.name} of {env.name}", defaults=defaults) as proc:
         with contextlib.suppress(OSError):
             fcntl.fcntl(proc.stdout.fileno(), _F_SETPIPE_SZ, READ_SIZE)
         # A buffered read of 1 MiB waits for a full chunk: the dump tool writes in small
@@ -305,7 +338,7 @@ def _stream(argv: list[str], binary: tools.Binary, env: DatabaseConfig, attempt:
     if not splitter.footer_seen or COMPLETED not in splitter.tail:
         raise BackupError(f"backup of {env.name!r} failed: the dump ended without its "
                           "'-- Dump completed' footer (truncated output)")
-    return frames, writer.raw_total, writer.out.sha256.hexdigest()
+    return frames, writer.raw_total, writer.out.sha256.hexdigest(), capture
 
 
 def _count_rows(s: Session, tables: Sequence[str]) -> dict[str, int]:
@@ -341,11 +374,13 @@ def _manifest(env: DatabaseConfig, attempt: _Attempt, inventory: Inventory,
     return {
         "format": MANIFEST_FORMAT, "id": attempt.id, "file": attempt.final.name,
         "status": STATUS_OK, "env": env.name, "database": env.database,
-        "host": env.address, "label": event.get("label"), "run_id": event.get("run_id"),
+        "host": env.address, "label": event.get("label"), "kind": event["kind"],
+        "run_id": event.get("run_id"),
         "started_at": attempt.started.isoformat(timespec="seconds"),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "seconds": round(time.monotonic() - attempt.t0, 3),
         "whole_database": inventory.whole_database,
+        "binlog": event.get("binlog"), "objects": event.get("objects"),
         "tables": inventory.tables, "views": inventory.views, "rows": rows,
         "uncompressed_bytes": raw, "compressed_bytes": attempt.final.stat().st_size,
         "sha256": sha, "compression": "zstd",

@@ -24,6 +24,7 @@ from typing import Any
 
 from dumpload.config import Config, DatabaseConfig
 from dumpload.errors import BackupError, UsageError
+from dumpload.private import open_private
 from dumpload.shapes import MapOf, shape_error
 
 SUFFIX = ".sql.zst"
@@ -39,6 +40,28 @@ STATUS_OK = "ok"
 STATUS_FAILED = "failed"
 STATUS_NO_MANIFEST = "unverified"   # a dump file without a readable manifest
 STATUS_MISSING = "missing"          # a manifest whose dump file is gone
+
+# What a backup is for (manifest `kind`); retention applies per kind.
+KIND_FULL = "full"                  # `backup create` of a whole database
+KIND_PRE_CHANGE = "pre-change"      # taken by sync/structure/data before a change
+KIND_PRE_RESTORE = "pre-restore"    # taken by restore/rollback before overwriting
+KIND_TABLES = "tables"              # `backup create --tables`: some tables, by hand
+KINDS = (KIND_FULL, KIND_PRE_CHANGE, KIND_PRE_RESTORE, KIND_TABLES)
+RUN_KINDS = (KIND_PRE_CHANGE, KIND_PRE_RESTORE)  # the rollback point of the run that took it
+
+
+def infer_kind(manifest: Mapping[str, Any]) -> str:
+    """The manifest's `kind`, or for a manifest written before kinds existed, the kind its
+    label and scope imply (`pre-restore`; other `pre-*` labels; whole database)."""
+    kind = manifest.get("kind")
+    if kind in KINDS:
+        return str(kind)
+    label = str(manifest.get("label") or "")
+    if label.startswith("pre-restore"):
+        return KIND_PRE_RESTORE
+    if label.startswith("pre-"):
+        return KIND_PRE_CHANGE
+    return KIND_FULL if manifest.get("whole_database") else KIND_TABLES
 
 
 @dataclass(frozen=True)
@@ -94,6 +117,16 @@ class BackupInfo:
         return self.manifest.get("label")
 
     @property
+    def kind(self) -> str:
+        return infer_kind(self.manifest)
+
+    @property
+    def protects(self) -> str | None:
+        """The run this backup is the rollback point of (pre-change/pre-restore kinds)."""
+        run_id = self.manifest.get("run_id")
+        return str(run_id) if run_id and self.kind in RUN_KINDS else None
+
+    @property
     def frames(self) -> list[Frame]:
         return [Frame.from_json(f) for f in self.manifest.get("frames", [])]
 
@@ -121,8 +154,8 @@ class BackupInfo:
         """The `backup list --json` entry."""
         return {"id": self.id, "env": self.env, "database": self.database,
                 "time": self.created().isoformat(timespec="seconds"), "status": self.status,
-                "label": self.label, "tables": self.tables, "views": self.views,
-                "rows": self.rows, "size": self.size,
+                "kind": self.kind, "protects_run": self.protects, "label": self.label,
+                "tables": self.tables, "views": self.views, "rows": self.rows, "size": self.size,
                 "uncompressed_size": self.manifest.get("uncompressed_bytes"),
                 "run_id": self.manifest.get("run_id"), "path": str(self.path)}
 
@@ -214,7 +247,7 @@ def _bad_manifest(path: Path, what: str) -> BackupError:
 def write_json_atomic(path: Path, doc: Mapping[str, Any]) -> None:
     """Write `doc` to a temp name, fsync, rename: a reader sees the old or the new file."""
     tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
+    with open_private(tmp, "w") as fh:
         json.dump(doc, fh, indent=2, default=str, ensure_ascii=False)
         fh.write("\n")
         fh.flush()

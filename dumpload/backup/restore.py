@@ -1,14 +1,23 @@
-"""`restore_backup`: put all or some tables of a backup into an env, from its zstd frames.
+"""`restore_backup`: put all or some tables of a backup into an env — as a swap, never an
+overwrite.
 
 Order: verify the whole file (a damaged backup is refused before anything is written),
-back up the current state of the tables about to be overwritten (label `pre-restore`),
-then restore. Each base table goes to its own client process fed the header frame, the
-table's frames and the footer frame — `settings.threads` of them at a time, so tables load
-in parallel and nothing else is decompressed. A big table whose rows were cut into several
-frames (see `frames.DataSplitter`) loads over several clients: DDL first, rows in parallel,
-then ENABLE KEYS/UNLOCK/triggers (see `_phases`). Views (placeholders, then final
-definitions) and routines follow in one client. Finally each restored table's row count
-must equal the manifest's. Touches: the target env's server, the backup folder, histories.
+back up the current state of the tables about to be replaced (kind `pre-restore`), then:
+1. **work tables** — each table's `CREATE TABLE` is read from its frames and created under
+   its work name (`swapin.work_name`), without foreign keys and with secondary indexes
+   deferred (`worktables`);
+2. **rows** — the table's row frames go to client processes (`settings.threads` at a time,
+   biggest first), their `INSERT`s renamed to the work table on the way; each client job is
+   one transaction, so a deadlock or lock-wait timeout is retried from scratch; no
+   `LOCK TABLES` anywhere in the load;
+3. **check** — deferred indexes built, each work table's row count must equal the manifest;
+4. **swap** — per foreign-key group, `swap_group` puts the work tables in place with the
+   backup's FKs and triggers (DEFINER=CURRENT_USER);
+5. views (`CREATE OR REPLACE`), and for a whole-database restore routines and events.
+Until step 4 the live tables are not touched: a kill, a lost server or any error leaves
+them exactly as they were (the work tables left behind are dropped by the next restore).
+The backup files are only read: `zstd -dc FILE | mariadb DB` restores them by hand.
+Touches: the target env's server, the backup folder (the pre-restore backup), histories.
 """
 
 from __future__ import annotations
@@ -18,22 +27,25 @@ import logging
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 import zstandard
 
 from dumpload import tools
+from dumpload.backup import worktables
 from dumpload.backup.create import create_backup
-from dumpload.backup.files import BackupInfo, Frame, find_backup, load_info
+from dumpload.backup.files import KIND_PRE_RESTORE, BackupInfo, Frame, find_backup, load_info
 from dumpload.backup.frames import TABLE_KINDS
+from dumpload.backup.inprogress import Marker, in_progress, settle_interrupted
+from dumpload.backup.swapin import Replacement, settle_leftovers, swap_group, work_name
 from dumpload.backup.verify import verify_backup
-from dumpload.catalog import fk_groups, foreign_key_edges
+from dumpload.catalog import fk_groups
 from dumpload.config import Config, DatabaseConfig, match_tables
-from dumpload.db import session, usable_threads
+from dumpload.db import Session, session, with_retry
 from dumpload.errors import BackupError, DumpLoadError, ToolError
 from dumpload.logs import record_backup, record_metrics
 from dumpload.sqltext import quote
@@ -112,6 +124,23 @@ def select_objects(info: BackupInfo, patterns: Sequence[str] | None) -> tuple[li
     return [t for t in info.tables if t in chosen], [v for v in info.views if v in chosen]
 
 
+@dataclass
+class WorkTable:
+    """One table of a backup being loaded into its work table."""
+
+    table: str
+    work: str
+    definition: worktables.WorkDefinition
+    triggers: list[str]
+    jobs: list[list[Frame]] = field(default_factory=list)  # client jobs: frames of its rows
+    inside: bool = True              # the jobs' frames hold only INSERTs (row frames)
+    rows: int = 0                    # counted in the work table
+
+    def replacement(self) -> Replacement:
+        return Replacement(self.table, self.work, tuple(self.definition.fk_clauses),
+                           tuple(self.triggers))
+
+
 def restore_backup(config: Config, backup_id_or_path: str | Path | BackupInfo,
                    env: DatabaseConfig, tables: Sequence[str] | None = None, *,
                    pre_backup: bool = True, run_id: str | None = None,
@@ -119,125 +148,234 @@ def restore_backup(config: Config, backup_id_or_path: str | Path | BackupInfo,
     """Restore all (None) or the named/globbed tables of a backup into `env`.
 
     Raises `BackupError` (exit 7) for a damaged backup (before writing anything), a failed
-    client, or row counts that differ from the manifest. `verify=False` skips the check
-    for a caller that has just run `verify_backup` itself.
+    client, or row counts that differ from the manifest — the live tables untouched.
+    `verify=False` skips the file check for a caller that has just run `verify_backup`.
     """
     t0 = time.monotonic()
+    settle_interrupted(config.settings.log_dir)
     info = resolve_backup(config, backup_id_or_path, env)
     if verify:
         verify_backup(info)
     plan = plan_restore(config, info, env, tables)
-    pre = None
-    if pre_backup and plan.overwrite:
-        pre = create_backup(config, env, plan.overwrite, label="pre-restore", run_id=run_id)
-        log.info("pre-restore backup of %s: %s", env.name, pre.id)
     event = {"event": "restore", "id": info.id, "env": env.name, "run_id": run_id,
-             "tables": plan.tables + plan.views, "pre_backup": pre.id if pre else None}
-    try:
-        _restore(config, plan, progress)
-        rows = check_rows(config, plan)
-    except DumpLoadError as exc:
-        record_backup(config.settings.log_dir, {**event, "status": "failed",
-                                                "error": " ".join(exc.message.split())})
-        if pre is not None and not exc.hint:
-            exc.hint = f"undo with: dumpload backup restore {pre.id} --env {env.name}"
-        raise
-    seconds = round(time.monotonic() - t0, 3)
-    record_backup(config.settings.log_dir, {**event, "status": "ok", "seconds": seconds})
+             "tables": plan.tables + plan.views}
+    with in_progress(config.settings.log_dir, event) as marker:
+        pre = None
+        if pre_backup and plan.overwrite:
+            marker.phase("pre-restore backup")
+            pre = create_backup(config, env, plan.overwrite, label="pre-restore",
+                                run_id=run_id, kind=KIND_PRE_RESTORE)
+            log.info("pre-restore backup of %s: %s", env.name, pre.id)
+        event["pre_backup"] = pre.id if pre else None
+        try:
+            rows = _restore(config, plan, marker, progress)
+        except (DumpLoadError, KeyboardInterrupt) as exc:
+            message = exc.message if isinstance(exc, DumpLoadError) else "interrupted"
+            record_backup(config.settings.log_dir, {**event, "status": "failed",
+                                                    "phase": marker.doc.get("phase"),
+                                                    "error": " ".join(message.split())})
+            if isinstance(exc, DumpLoadError) and pre is not None and not exc.hint:
+                exc.hint = f"undo with: dumpload backup restore {pre.id} --env {env.name}"
+            raise
+        seconds = round(time.monotonic() - t0, 3)
+        record_backup(config.settings.log_dir, {**event, "status": "ok", "seconds": seconds})
     record_metrics(config.settings.log_dir, {"step": "restore", "env": env.name, "id": info.id,
                                              "run_id": run_id, "seconds": seconds,
                                              "tables": len(plan.tables)})
     return RestoreResult(info, env.name, plan.tables, plan.views, rows, pre, seconds)
 
 
-def _restore(config: Config, plan: RestorePlan, progress: ProgressFn | None) -> None:
-    frames = plan.backup.frames
+def _restore(config: Config, plan: RestorePlan, marker: Marker,
+             progress: ProgressFn | None) -> dict[str, int]:
+    env, settings = plan.env, config.settings
+    marker.phase("load into work tables")
+    settle_leftovers(env, settings)
+    works = load_work_tables(config, plan.backup, env, plan.tables, plan.flavor, progress)
+    marker.phase("swap")
+    for group in swap_groups(works):
+        swap_group(env, settings, [works[t].replacement() for t in group])
+    marker.phase("views and routines")
+    restore_views(config, plan.backup, env, plan.views)
+    if plan.routines:
+        replay_routines(config, plan.backup, env, plan.flavor)
+    return {t: w.rows for t, w in works.items()}
+
+
+def swap_groups(works: dict[str, WorkTable]) -> list[list[str]]:
+    """The tables linked by the backup's foreign keys, each group swapped at once."""
+    edges = [(t, p) for t, w in works.items() for p in w.definition.parents]
+    return fk_groups(list(works), edges)
+
+
+# --- work tables -------------------------------------------------------------------------
+
+def load_work_tables(config: Config, backup: BackupInfo, env: DatabaseConfig,
+                     tables: Sequence[str], flavor: str,
+                     progress: ProgressFn | None = None) -> dict[str, WorkTable]:
+    """Create, load, index and count the work tables of `tables` of `backup`.
+
+    Raises `BackupError` on any failure; the live tables are never touched.
+    """
+    works = {t: _prepare(backup, t) for t in tables}
+    settings = config.settings
+    client = tools.find_binary("client", flavor)
+    with session(env, settings) as s:
+        wire = tools.wire_args(env, client, s.server)
+        s.execute("SET SESSION foreign_key_checks = 0")
+        for w in works.values():
+            s.execute(f"DROP TABLE IF EXISTS {quote(w.work)}")
+            s.execute(w.definition.create_sql)
+    _load_rows(config, backup, env, list(works.values()), client, wire, progress)
+    errors = _parallel(settings.threads, [(w.table, lambda w=w: _finish(config, env, w))
+                                          for w in works.values()])
+    if errors:
+        raise BackupError(f"restore of {backup.id} into {env.name!r} failed building "
+                          f"indexes: " + "; ".join(errors), hint="the live tables are "
+                          "unchanged; run the restore again")
+    wrong = [f"{t!r}: {w.rows} rows, backup has {backup.rows[t]}" for t, w in works.items()
+             if t in backup.rows and w.rows != backup.rows[t]]
+    if wrong:
+        raise BackupError(f"restore of {backup.id} into {env.name!r}: row counts differ "
+                          f"from the manifest: {'; '.join(wrong)}; the live tables are "
+                          "unchanged", hint="rows written to the source during the backup "
+                          "can explain a small difference; otherwise restore again")
+    return works
+
+
+def _prepare(backup: BackupInfo, table: str) -> WorkTable:
+    """A table's work definition, triggers and row jobs, from its frames."""
+    frames = [f for f in backup.frames if f.name == table and f.kind in TABLE_KINDS]
+    rows = [f for f in frames if f.kind == "table_data"]
+    text = b"".join(read_frame(backup.path, f) for f in frames if f.kind != "table_data")
+    create = worktables.extract_create(text)
+    if create is None:
+        raise BackupError(f"backup {backup.id} has no CREATE TABLE for {table!r}",
+                          hint="restore it by hand with zstd -dc FILE | mariadb DB")
+    work = work_name(table)
+    w = WorkTable(table, work, worktables.work_definition(create, work),
+                  worktables.parse_triggers(text))
+    if rows:
+        w.jobs = [[f] for f in rows]
+    elif b"\nINSERT INTO `" in text:  # an older backup: rows inside the table's section
+        w.jobs, w.inside = [[f for f in frames]], False
+    return w
+
+
+def read_frame(path: Path, frame: Frame) -> bytes:
+    with path.open("rb") as fh:
+        return b"".join(_frame_chunks(fh, frame))
+
+
+def _frame_chunks(fh: IO[bytes], frame: Frame) -> Iterator[bytes]:
+    fh.seek(frame.offset)
+    dobj = zstandard.ZstdDecompressor().decompressobj()
+    left = frame.length
+    while left:
+        data = fh.read(min(READ_SIZE, left))
+        if not data:
+            raise BackupError(f"backup file ends inside frame of {frame.name or frame.kind}")
+        left -= len(data)
+        yield dobj.decompress(data)
+
+
+def _finish(config: Config, env: DatabaseConfig, w: WorkTable) -> None:
+    """Build the deferred indexes (one ALTER: sorted builds) and count the rows."""
+    def run() -> None:
+        with session(env, config.settings) as s:
+            if w.definition.index_clauses:
+                s.execute("SET SESSION foreign_key_checks = 0")
+                s.execute(f"ALTER TABLE {quote(w.work)} "
+                          + ", ".join("ADD " + c for c in w.definition.index_clauses))
+            w.rows = int(s.scalar(f"SELECT COUNT(*) FROM {quote(w.work)}"))
+    with_retry(run, config.settings, f"indexing {w.work}")
+
+
+# --- loading rows --------------------------------------------------------------------------
+
+# A job is one transaction (autocommit off, COMMIT at the end): if its client fails, the
+# server rolls it back, so a retry starts clean. unique_checks=1: with 0, MariaDB's bulk
+# insert into an empty table locks the table for the transaction and the jobs of one
+# table would queue behind each other (secondary indexes are deferred anyway).
+_JOB_START = b"\nSET autocommit = 0, unique_checks = 1;\n"
+_JOB_END = b"\nCOMMIT;\n"
+_RETRYABLE = ("ERROR 1213", "ERROR 1205")  # deadlock, lock wait timeout
+
+
+def _load_rows(config: Config, backup: BackupInfo, env: DatabaseConfig,
+               works: list[WorkTable], client: tools.Binary, wire: Sequence[str],
+               progress: ProgressFn | None) -> None:
+    frames = backup.frames
     header = [f for f in frames if f.kind == "header"]
     footer = [f for f in frames if f.kind == "footer"]
-    by_table: dict[str, list[Frame]] = {}
-    for f in frames:
-        if f.kind in TABLE_KINDS and f.name in plan.tables:
-            by_table.setdefault(f.name, []).append(f)
-    client = tools.find_binary("client", plan.flavor)
+    jobs = [(w, job) for w in works for job in w.jobs]
+    jobs.sort(key=lambda j: -sum(f.raw_length for f in j[1]))  # biggest first: better packing
     fed = _Counter(progress)
-    threads = config.settings.threads
-    # Tables linked by foreign keys go through one client, in dump order: dropping a
-    # parent while another client loads its child ends in a lock wait.
-    with session(plan.env, config.settings) as s:
-        groups = fk_groups(plan.tables, foreign_key_edges(s))
-        threads = usable_threads(threads, s)
-    first, rows, last = _phases(groups, by_table)
-    tail = _tail_frames(frames, plan)
-    with tools.defaults_file(plan.env, client) as defaults:
-        for jobs in (first, rows, last):
-            jobs = [(what, header + fr + footer) for what, fr in jobs]
-            errors = _run_parallel(client, defaults, plan, jobs, fed, threads)
-            if errors:
-                raise BackupError(f"restore of {plan.backup.id} into {plan.env.name!r} failed: "
-                                  + "; ".join(errors))
-        if tail:
-            _feed_client(client, defaults, plan, header + tail + footer, fed, "views/routines")
+    with tools.defaults_file(env, client) as defaults:
+        argv = client_argv(client, defaults, env.database, wire)
+        calls = [(f"table {w.table}", lambda w=w, job=job: _run_job(
+            config, client, defaults, argv, backup, header, footer, w, job, fed))
+            for w, job in jobs]
+        errors = _parallel(config.settings.threads, calls)
+    if errors:
+        raise BackupError(f"restore of {backup.id} into {env.name!r} failed: "
+                          + "; ".join(errors), hint="the live tables are unchanged; fix the "
+                          "cause and run the restore again")
 
 
-Jobs = list[tuple[str, list[Frame]]]
+def _run_job(config: Config, client: tools.Binary, defaults: tools.ClientDefaults,
+             argv: list[str], backup: BackupInfo, header: list[Frame], footer: list[Frame],
+             w: WorkTable, job: list[Frame], fed: _Counter) -> None:
+    attempts = max(1, config.settings.retry_attempts)
+    for attempt in range(1, attempts + 1):
+        try:
+            _feed_job(client, defaults, argv, backup, header, footer, w, job, fed)
+            return
+        except ToolError as exc:
+            if attempt == attempts or not any(code in exc.stderr for code in _RETRYABLE):
+                raise BackupError(exc.message, hint=exc.hint) from None
+            log.warning("loading %s: %s; retrying (attempt %d)", w.work, exc.stderr, attempt)
+            time.sleep(0.5 * attempt)
 
 
-def _phases(groups: list[list[str]],
-            by_table: dict[str, list[Frame]]) -> tuple[Jobs, Jobs, Jobs]:
-    """Client jobs in three rounds: (DDL of split groups, rows, ends of split tables).
-
-    A group whose tables have at most one row frame each loads whole in one client, in the
-    rows round. In a group holding a table cut into several row frames, one client first
-    runs every table's DDL (and the whole of its small tables), in dump order; then that
-    table's row frames are each a job of their own, run `threads` at a time (the dump header
-    turns foreign and unique key checks off; their "table_lock" frames, whose WRITE lock
-    would serialise them, are skipped); last one client per group runs ENABLE KEYS,
-    UNLOCK TABLES and the triggers, so triggers never see restored rows.
-    """
-    first: Jobs = []
-    rows: Jobs = []
-    last: Jobs = []
-    pieces: list[Frame] = []
-    for group in groups:
-        split = [t for t in group if _is_split(by_table[t])]
-        if not split:
-            rows.append((", ".join(group), [f for t in group for f in by_table[t]]))
-            continue
-        first.append((", ".join(group), [f for t in group for f in by_table[t]
-                                         if t not in split or f.kind == "table"]))
-        pieces += [f for t in split for f in by_table[t] if f.kind == "table_data"]
-        last.append((", ".join(split), [f for t in split for f in by_table[t]
-                                        if f.kind == "table_end"]))
-    rows += [(f"{f.name} (rows at {f.offset})", [f]) for f in pieces]
-    # Biggest first: the pool then packs the small jobs into the gaps.
-    rows.sort(key=lambda job: -sum(f.raw_length for f in job[1]))
-    return first, rows, [(w, fr) for w, fr in last if fr]
+def _feed_job(client: tools.Binary, defaults: tools.ClientDefaults, argv: list[str],
+              backup: BackupInfo, header: list[Frame], footer: list[Frame], w: WorkTable,
+              job: list[Frame], fed: _Counter) -> None:
+    renamer = worktables.InsertRenamer(w.table, w.work, inside=w.inside)
+    with tools.Process(argv, what=f"{client.name} loading {w.work}", stdin=subprocess.PIPE,
+                       stdout=subprocess.DEVNULL, defaults=defaults) as proc, \
+            backup.path.open("rb") as fh:
+        try:
+            for frame in header:
+                _write(proc.stdin, fed, b"".join(_frame_chunks(fh, frame)))
+            _write(proc.stdin, fed, _JOB_START)
+            for frame in job:
+                for chunk in _frame_chunks(fh, frame):
+                    _write(proc.stdin, fed, renamer.feed(chunk))
+            _write(proc.stdin, fed, renamer.close() + _JOB_END)
+            for frame in footer:
+                _write(proc.stdin, fed, b"".join(_frame_chunks(fh, frame)))
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass  # the client stopped reading: its exit status below says why
+        proc.check()
 
 
-def _is_split(frames: list[Frame]) -> bool:
-    """Rows in several frames, and a table_end frame to hold the triggers apart from them."""
-    kinds = [f.kind for f in frames]
-    return kinds.count("table_data") > 1 and "table_end" in kinds
+def _write(out: IO[bytes], fed: _Counter, data: bytes) -> None:
+    if data:
+        out.write(data)
+        fed.add(len(data))
 
 
-def _tail_frames(frames: list[Frame], plan: RestorePlan) -> list[Frame]:
-    """View placeholders, routines, final view definitions — in dump order."""
-    views = set(plan.views)
-    return [f for f in frames if (f.kind in ("view", "view_final") and f.name in views)
-            or (f.kind in ("routines", "events") and plan.routines)]
-
-
-def _run_parallel(client: tools.Binary, defaults: Path, plan: RestorePlan,
-                  jobs: Jobs, fed: _Counter, threads: int) -> list[str]:
+def _parallel(threads: int, calls: list[tuple[str, Callable[[], None]]]) -> list[str]:
+    """Run the calls `threads` at a time; the messages of those that failed."""
     errors: list[str] = []
     with ThreadPoolExecutor(max(1, threads), thread_name_prefix="restore") as pool:
-        futures = {pool.submit(_feed_client, client, defaults, plan, fr, fed, f"table {t}"): t
-                   for t, fr in jobs}
-        for fut, table in futures.items():
+        futures = [(what, pool.submit(fn)) for what, fn in calls]
+        for what, fut in futures:
             try:
                 fut.result()
             except DumpLoadError as exc:
-                errors.append(f"table {table}: {exc.message}")
+                errors.append(f"{what}: {exc.message}")
     return errors
 
 
@@ -256,56 +394,68 @@ class _Counter:
                 self._progress(self.total)
 
 
-def client_argv(client: tools.Binary, defaults: Path, database: str) -> list[str]:
+def client_argv(client: tools.Binary, defaults: tools.ClientDefaults, database: str,
+                wire: Sequence[str] = ()) -> list[str]:
     # --binary-mode: take the dump's bytes as they are (no '\r\n' rewriting, no client
     # commands but DELIMITER); the dump comes from a server, not from a person.
-    return tools.base_argv(client, defaults) + [
-        "--binary-mode", "--batch", "--max-allowed-packet=1G", f"--database={database}"]
+    return [*tools.base_argv(client, defaults), *wire, "--binary-mode", "--batch",
+            "--max-allowed-packet=1G", f"--database={database}"]
 
 
-def _feed_client(client: tools.Binary, defaults: Path, plan: RestorePlan, frames: list[Frame],
-                 fed: _Counter, what: str) -> None:
-    argv = client_argv(client, defaults, plan.env.database)
-    with tools.Process(argv, what=f"{client.name} restoring {what}", stdin=subprocess.PIPE,
-                       stdout=subprocess.DEVNULL) as proc, plan.backup.path.open("rb") as fh:
-        try:
-            for frame in frames:
-                _copy_frame(fh, frame, proc.stdin, fed)
-            proc.stdin.close()
-        except BrokenPipeError:
-            pass  # the client stopped reading: its exit status below says why
-        try:
-            proc.check()
-        except ToolError as exc:
-            raise BackupError(f"{exc.message}", hint=exc.hint) from None
+# --- views, routines, events ---------------------------------------------------------------
+
+def restore_views(config: Config, backup: BackupInfo, env: DatabaseConfig,
+                  views: Sequence[str]) -> None:
+    """`CREATE OR REPLACE` each view (atomic per view), in an order that satisfies the
+    views that read other views."""
+    statements = {}
+    for f in backup.frames:
+        if f.kind == "view_final" and f.name in views:
+            stmt = worktables.view_statement(read_frame(backup.path, f))
+            if stmt is None:
+                raise BackupError(f"backup {backup.id}: cannot read the definition of view "
+                                  f"{f.name!r}")
+            statements[f.name] = stmt
+    with session(env, config.settings) as s:
+        _create_in_dependency_order(s, statements)
 
 
-def _copy_frame(fh: IO[bytes], frame: Frame, out: IO[bytes], fed: _Counter) -> None:
-    fh.seek(frame.offset)
-    dobj = zstandard.ZstdDecompressor().decompressobj()
-    left = frame.length
+def _create_in_dependency_order(s: Session, statements: dict[str, str]) -> None:
+    left = dict(statements)
     while left:
-        data = fh.read(min(READ_SIZE, left))
-        if not data:
-            raise BackupError(f"backup file ends inside frame of {frame.name or frame.kind}")
-        left -= len(data)
-        raw = dobj.decompress(data)
-        out.write(raw)
-        fed.add(len(raw))
+        failed: dict[str, str] = {}
+        last_error = ""
+        for name, stmt in left.items():
+            try:
+                s.execute(stmt)
+            except Exception as exc:  # noqa: BLE001 - a view whose view is not there yet
+                failed[name], last_error = stmt, str(exc)
+        if len(failed) == len(left):
+            raise BackupError(f"cannot create view(s) {', '.join(map(repr, failed))}: "
+                              f"{last_error}")
+        left = failed
 
 
-def check_rows(config: Config, plan: RestorePlan) -> dict[str, int]:
-    """Row counts of the restored tables; `BackupError` if any differs from the manifest."""
-    expected = plan.backup.rows
-    got: dict[str, int] = {}
-    with session(plan.env, config.settings) as s:
-        for t in plan.tables:
-            got[t] = int(s.scalar(f"SELECT COUNT(*) FROM {quote(t)}"))
-    wrong = [f"{t!r}: {got[t]} rows, backup has {expected[t]}" for t in plan.tables
-             if t in expected and got[t] != expected[t]]
-    if wrong:
-        raise BackupError(f"restore of {plan.backup.id} into {plan.env.name!r}: row counts "
-                          f"differ: {'; '.join(wrong)}",
-                          hint="rows written to the source during the backup can explain a "
-                          "small difference; otherwise restore again")
-    return got
+def replay_routines(config: Config, backup: BackupInfo, env: DatabaseConfig,
+                    flavor: str) -> None:
+    """Routines and events of a whole-database backup, DEFINER=CURRENT_USER."""
+    frames = backup.frames
+    wanted = [f for f in frames if f.kind in ("header", "routines", "events", "footer")]
+    text = b"".join(worktables.rewrite_definer(read_frame(backup.path, f))
+                    if f.kind in ("routines", "events") else read_frame(backup.path, f)
+                    for f in wanted)
+    client = tools.find_binary("client", flavor)
+    with session(env, config.settings) as s:
+        wire = tools.wire_args(env, client, s.server)
+    with tools.defaults_file(env, client) as defaults:
+        argv = client_argv(client, defaults, env.database, wire)
+        with tools.Process(argv, what=f"{client.name} restoring routines and events",
+                           stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                           defaults=defaults) as proc:
+            with contextlib.suppress(BrokenPipeError):
+                proc.stdin.write(text)
+                proc.stdin.close()
+            try:
+                proc.check()
+            except ToolError as exc:
+                raise BackupError(exc.message, hint=exc.hint) from None

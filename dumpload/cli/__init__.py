@@ -12,7 +12,7 @@ import sys
 import click
 
 from dumpload import __version__
-from dumpload.cli.app import LEVELS, App, DumpLoadGroup
+from dumpload.cli.app import LEVELS, App, DumpLoadGroup, private_umask
 from dumpload.errors import EXIT_INTERRUPTED
 
 
@@ -37,6 +37,7 @@ def cli(ctx: click.Context, config_path: str | None, log_level: str | None) -> N
 def main() -> None:
     """The console script. Errors of the root options (before a command runs) also give
     the JSON error document when `--json` is on the command line."""
+    private_umask()
     try:
         code = cli.main(prog_name="dumpload", standalone_mode=False)
     except click.exceptions.Abort:

@@ -34,7 +34,7 @@ from dumpload.errors import (
     UsageError,
 )
 from dumpload.logs import RunLog, start_run
-from dumpload.tools import redact_argv
+from dumpload.tools import redact_argv, sweep_stale_credentials
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -88,6 +88,7 @@ class App:
                              read_only=command in READ_ONLY,
                              retention_days=config.settings.backup_retention_days)
         logging.getLogger("dumpload").info("subcommand: %s", command)
+        sweep_stale_credentials()
         return self.run
 
     def _attach_console_log(self) -> None:
@@ -273,6 +274,12 @@ def _report(ctx: click.Context, error: DumpLoadError, cause: BaseException | Non
                    step=getattr(cause, "step", "-") or "-",
                    table=getattr(cause, "table", "-") or "-")
     click.echo(f"  log: {app.run.path}", err=True)
+
+
+def private_umask() -> None:
+    """Files and folders this process creates are its user's alone (0600 / 0700), whatever
+    the caller's umask; the library also asks for those modes explicitly."""
+    os.umask(0o077)
 
 
 def pass_app(fn: Any) -> Any:

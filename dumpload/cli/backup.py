@@ -20,6 +20,7 @@ from dumpload.backup import (
     restore_backup,
     verify_backup,
 )
+from dumpload.backup.inprogress import settle_interrupted
 from dumpload.catalog import human_bytes
 from dumpload.cli import cli
 from dumpload.cli.app import App, DumpLoadGroup, pass_app, read_only_yes_option, yes_option
@@ -109,6 +110,7 @@ def backup_list(app: App, env_name: str | None, as_json: bool) -> None:
     app.start("backup list", json_mode=as_json)
     config = app.config
     envs = [config.env(env_name).name] if env_name else list(config.databases)
+    settle_interrupted(config.settings.log_dir)  # a killed restore shows up as failed
     backups = [b for e in envs for b in list_backups(config, e)]
     if as_json:
         app.emit_json([b.summary() for b in backups])
@@ -116,12 +118,12 @@ def backup_list(app: App, env_name: str | None, as_json: bool) -> None:
     table = Table(title=f"{len(backups)} backups in {config.settings.backup_dir}")
     table.add_column("id", no_wrap=True)
     table.add_column("time", no_wrap=True)
-    for name in ("env", "database", "tables", "size", "status"):
+    for name in ("kind", "protects run", "env", "tables", "size", "status"):
         table.add_column(name)
     for b in backups:
         status = "[green]ok[/]" if b.is_good else f"[red]{b.status}[/]"
-        table.add_row(b.id, b.created().strftime("%Y-%m-%d %H:%M:%S"), b.env, b.database,
-                      _tables_text(b), human_bytes(b.size), status)
+        table.add_row(b.id, b.created().strftime("%Y-%m-%d %H:%M:%S"), b.kind,
+                      b.protects or "-", b.env, _tables_text(b), human_bytes(b.size), status)
     app.console.print(table)
 
 
@@ -163,9 +165,13 @@ def backup_verify(app: App, backup_id: str, env_name: str | None, as_json: bool)
 @_json_option
 @pass_app
 def backup_prune(app: App, env_name: str, dry_run: bool, yes: bool, as_json: bool) -> None:
-    """Delete backups older than backup_retention_days or beyond max_backups newest good ones.
+    """Delete backups older than backup_retention_days or beyond max_backups newest good ones
+    of their kind (full, pre-change, pre-restore, tables).
 
-    The newest good backup is always kept; failed/unverified ones never count as kept."""
+    Never deleted: the newest verified full backup, the newest good one of each kind, the
+    rollback point of the most recent run and of every run newer than the newest full
+    backup; keep_daily/keep_weekly/keep_monthly keep full backups per period too.
+    Failed/unverified ones never count as kept."""
     app.start("backup prune", json_mode=as_json)
     env = app.config.env(env_name)
     plan = prune_backups(app.config, env, dry_run=True)
@@ -174,11 +180,14 @@ def backup_prune(app: App, env_name: str, dry_run: bool, yes: bool, as_json: boo
         plan = prune_backups(app.config, env, dry_run=False)
     if as_json:
         app.emit_json({"dry_run": dry_run, "deleted": [b.id for b in plan.deleted],
-                       "kept": [b.id for b in plan.kept]})
+                       "kept": [b.id for b in plan.kept], "reasons": plan.reasons})
         return
     verb = "would delete" if dry_run else "deleted"
     for b in plan.deleted:
-        app.console.print(f"{verb} {b.id} ({b.status}, {b.created():%Y-%m-%d %H:%M})")
+        app.console.print(f"{verb} {b.id} ({b.kind}, {b.status}, {b.created():%Y-%m-%d %H:%M})"
+                          f": {plan.reasons.get(b.id, '')}")
+    for b in plan.kept:
+        app.console.print(f"keep {b.id} ({b.kind}): {plan.reasons.get(b.id, '')}")
     app.console.print(f"{verb} {len(plan.deleted)} backups, kept {len(plan.kept)}")
 
 

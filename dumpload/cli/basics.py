@@ -41,7 +41,8 @@ def doctor(app: App, env_name: str | None, as_json: bool) -> None:
         app.emit_json([c.__dict__ for c in checks], key="checks")
     table = Table("env", "check", "", "detail", "fix", show_lines=False)
     for c in checks:
-        table.add_row(c.env, c.name, "[green]✓[/]" if c.ok else "[red]✗[/]", c.detail, c.hint)
+        mark = "[red]✗[/]" if not c.ok else "[yellow]![/]" if c.warn else "[green]✓[/]"
+        table.add_row(c.env, c.name, mark, c.detail, c.hint)
     app.console.print(table)
     failed = [c for c in checks if not c.ok]
     if failed:
@@ -49,7 +50,9 @@ def doctor(app: App, env_name: str | None, as_json: bool) -> None:
                  else DoctorFailed)
         raise error(f"{len(failed)} of {len(checks)} checks failed",
                            hint="apply the fixes in the table, then run doctor again")
-    app.console.print(f"all {len(checks)} checks passed")
+    warned = sum(c.warn for c in checks)
+    app.console.print(f"all {len(checks)} checks passed"
+                      + (f", {warned} warning(s): see the fix column" if warned else ""))
 
 
 @cli.group(cls=DumpLoadGroup)

@@ -128,7 +128,8 @@ def _backup(app: App, config: Config, target: DatabaseConfig, names: list[str],
     to_save = [t for t in names if t in existing]
     if not to_save:
         return None
-    info = create_backup(config, target, to_save, label="pre-data", run_id=run_id)
+    info = create_backup(config, target, to_save, label="pre-data", run_id=run_id,
+                         kind="pre-change")
     app.console.print(f"backup of {len(to_save)} target table(s): {info.id}", markup=False)
     log.info("pre-data backup %s (%s)", info.id, info.path)
     return info.id
@@ -173,12 +174,16 @@ def verify(app: App, from_env: str | None, to_env: str | None, tables: tuple[str
     source, target = resolve_envs(app, from_env, to_env)
     names = _data_tables(app, source, tables, required=False)
     report = verify_tables(config, source, target, names, threads=threads)
-    structure = _structure_differences(app, source, target, tables)
+    structure, objects = _structure_differences(app, source, target, tables)
     if as_json:
-        app.emit_json({"from": source.name, "to": target.name,
-                       "ok": report.ok and not structure, **report.to_dict(),
-                       "structure_differences": structure})
+        # `ok` after the data report's own: structure differences make it false too.
+        app.emit_json({"from": source.name, "to": target.name, **report.to_dict(),
+                       "ok": report.ok and not structure,
+                       "structure_differences": structure, "objects": objects})
     _print_verify(app, report, structure)
+    app.console.print("objects (source/target): " + ", ".join(
+        f"{kind} {n['source']}/{n['target']}" + ("" if n["source"] == n["target"] else " ✗")
+        for kind, n in objects.items()), markup=False)
     if not report.ok or structure:
         what = [_why(c) for c in report.failed] + (
             [f"{len(structure)} structure difference(s)"] if structure else [])
@@ -188,15 +193,20 @@ def verify(app: App, from_env: str | None, to_env: str | None, tables: tuple[str
 
 
 def _structure_differences(app: App, source: DatabaseConfig, target: DatabaseConfig,
-                           tables: tuple[str, ...]) -> list[str]:
-    try:
-        from dumpload.schema import plan_structure
-    except ImportError:  # the schema area is optional for this check
-        return []
+                           tables: tuple[str, ...]) -> tuple[list[str], dict[str, dict[str, int]]]:
+    """The structure differences, and how many tables, views, triggers, procedures,
+    functions and events each side holds (a missing routine is a difference too)."""
+    from dumpload.schema import diff, load_schema
+
     include, exclude = table_patterns(app, tables, app.config.replication.structure_tables)
     with session(source, app.config.settings) as src, session(target, app.config.settings) as dst:
-        plan = plan_structure(src, dst, include, exclude, allow_unsafe=True)
-    return [str(d) for d in plan.differences]
+        src_schema, dst_schema = (load_schema(src, include, exclude),
+                                  load_schema(dst, include, exclude))
+    plan = diff(src_schema, dst_schema, allow_unsafe=True)
+    counts = dst_schema.object_counts()
+    objects = {kind: {"source": n, "target": counts[kind]}
+               for kind, n in src_schema.object_counts().items()}
+    return [str(d) for d in plan.differences], objects
 
 
 def _print_verify(app: App, report: VerifyReport, structure: list[str]) -> None:

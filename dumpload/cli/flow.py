@@ -17,6 +17,7 @@ from dumpload.cli.app import (
     tables_option,
     yes_option,
 )
+from dumpload.cli.structure import confirm_locking
 from dumpload.config import MAX_THREADS
 from dumpload.progress import make_progress
 from dumpload.schema import render_plan_text
@@ -77,6 +78,7 @@ def sync(app: App, from_env: str | None, to_env: str | None, tables: tuple[str, 
         return
     ensure_safe(plan, options)
     app.confirm(f"Apply this plan to {target.describe()}?", yes)
+    confirm_locking(app, plan.structure, yes)
     with make_progress(app.err_console) as progress:
         report = run_sync(app.config, plan, options, run.run_id,
                           events=_event_printer(app), progress=progress)

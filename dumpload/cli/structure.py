@@ -25,6 +25,7 @@ from dumpload.config import DatabaseConfig
 from dumpload.db import session
 from dumpload.errors import EXIT_DIFFERENCES, StructureError
 from dumpload.schema import apply_plan, plan_structure, render_plan_text
+from dumpload.schema.apply import ensure_runnable, ensure_supported
 from dumpload.schema.plan import Plan
 from dumpload.schema.render import render_differences, render_unsafe
 
@@ -38,12 +39,19 @@ def keep_definer_option(fn: Any) -> Any:
 
 
 def _plan(app: App, source: DatabaseConfig, target: DatabaseConfig, tables: tuple[str, ...],
-          allow_unsafe: bool, keep_definer: bool) -> Plan:
+          allow_unsafe: bool, keep_definer: bool, preflight: bool = False,
+          rehearsal: bool = False) -> Plan:
     include, exclude = table_patterns(app, tables, app.config.replication.structure_tables)
     settings = app.config.settings
     with session(source, settings) as src, session(target, settings) as dst:
         return plan_structure(src, dst, include, exclude, allow_unsafe=allow_unsafe,
-                              keep_definer=keep_definer)
+                              keep_definer=keep_definer, preflight=preflight,
+                              rehearsal=rehearsal,
+                              large_table_bytes=large_table_bytes(app.config.settings))
+
+
+def large_table_bytes(settings: Any) -> int:
+    return int(settings.large_table_mb * 1024 * 1024)
 
 
 @cli.command()
@@ -62,6 +70,8 @@ def analyze(ctx: click.Context, app: App, from_env: str | None, to_env: str | No
     """
     app.start("analyze", json_mode=as_json)
     source, target = resolve_envs(app, from_env, to_env)
+    # No preflight: its row checks scan the target's tables, and analyze stays a cheap
+    # read of the catalogs (structure/sync --dry-run show the preflight).
     plan = _plan(app, source, target, tables, False, keep_definer)
     log.info("analyze %s → %s: %d differences, %d statements", source.name, target.name,
              len(plan.differences), len(plan.statements))
@@ -94,24 +104,37 @@ def structure(app: App, from_env: str | None, to_env: str | None, tables: tuple[
     """
     run = app.start("structure")
     source, target = resolve_envs(app, from_env, to_env)
-    plan = _plan(app, source, target, tables, allow_unsafe, keep_definer)
+    plan = _plan(app, source, target, tables, allow_unsafe, keep_definer, preflight=True,
+                 rehearsal=True)
     out = app.console
     out.print(f"{source.describe()} → {target.describe()}", markup=False)
     out.print(render_plan_text(plan), markup=False)
     if plan.is_empty:
         out.print("nothing to do")
         return
+    ensure_supported(plan)
     if plan.unsafe and not allow_unsafe:
         raise StructureError(
             f"{len(plan.unsafe)} unsafe change(s); nothing was changed:\n" + render_unsafe(plan),
             hint="review them, then rerun with --allow-unsafe to apply them")
+    ensure_runnable(plan, target.name)
     if dry_run:
         out.print(f"dry run: {len(plan.statements)} statements not executed; nothing written")
         return
     app.confirm(f"Apply {len(plan.statements)} statements to {target.describe()}?", yes)
+    confirm_locking(app, plan, yes)
     if not no_backup:
         _backup(app, target, plan, run.run_id)
     _apply(app, source, target, plan, tables, keep_definer)
+
+
+def confirm_locking(app: App, plan: Plan, yes: bool) -> None:
+    """Ask separately for ALTERs that block writes to a large table (unless --yes)."""
+    if not plan.locking or yes:
+        return
+    listed = "\n".join(f"  {c.table}: {c.describe()}" for c in plan.locking)
+    app.confirm(f"These statements block writes to large tables while they run:\n{listed}\n"
+                "Run them?", yes)
 
 
 def _backup(app: App, target: DatabaseConfig, plan: Plan, run_id: str) -> None:
@@ -121,7 +144,8 @@ def _backup(app: App, target: DatabaseConfig, plan: Plan, run_id: str) -> None:
     if not existing:
         return
     app.console.print(f"backing up {len(existing)} table(s) of {target.name} …")
-    info = create_backup(app.config, target, existing, label="pre-structure", run_id=run_id)
+    info = create_backup(app.config, target, existing, label="pre-structure", run_id=run_id,
+                         kind="pre-change")
     log.info("pre-structure backup %s (%s)", info.id, info.path)
     app.console.print(f"backup: {info.id}", markup=False)
 

@@ -30,7 +30,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pymysql
@@ -54,7 +53,7 @@ from dumpload.db import Session, connect, usable_threads
 from dumpload.errors import EXIT_VERIFY, DataError, DumpLoadError, VerifyError
 from dumpload.progress import NullProgress, Progress
 from dumpload.sqltext import quote
-from dumpload.tools import Binary, defaults_file, find_binary
+from dumpload.tools import Binary, ClientDefaults, defaults_file, find_binary, wire_args
 
 log = logging.getLogger(__name__)
 
@@ -97,13 +96,24 @@ class TableResult:
     phases: dict[str, float] = field(default_factory=dict)
     status: str = "pending"   # pending, loaded, swapped, failed, mismatch
     error: str | None = None
+    # What crossed each wire, by the servers' own counters on the copy's connections
+    # (source `Bytes_sent` of the readers, target `Bytes_received` of the loaders):
+    # compressed when compression is on, protocol framing and a little SQL included.
+    source_wire_bytes: int = 0
+    target_wire_bytes: int = 0
 
     @property
     def seconds(self) -> float:
         return round(sum(self.phases.values()), 3)
 
+    @property
+    def compression_ratio(self) -> float | None:
+        """Bytes read from the source per byte the target received (> 1: compressed)."""
+        return round(self.bytes / self.target_wire_bytes, 2) if self.target_wire_bytes else None
+
     def to_dict(self) -> dict[str, Any]:
-        return {**self.__dict__, "seconds": self.seconds}
+        return {**self.__dict__, "seconds": self.seconds,
+                "compression_ratio": self.compression_ratio}
 
 
 @dataclass
@@ -201,11 +211,13 @@ def _sessions(config: Config, source_env: DatabaseConfig,
 class _Tools:
     source_binary: Binary
     target_binary: Binary
-    source_defaults: Path
-    target_defaults: Path
+    source_defaults: ClientDefaults
+    target_defaults: ClientDefaults
     source_db: str
     target_db: str
     source_flavor: str = "mariadb"
+    source_wire: tuple[str, ...] = ()   # protocol compression options (tools.wire_args)
+    target_wire: tuple[str, ...] = ()
 
 
 class _Run:
@@ -281,8 +293,8 @@ def copy_tables(config: Config, source_env: DatabaseConfig, target_env: Database
         src, dst = stack.enter_context(_sessions(config, source_env, target_env))
         threads = usable_threads(threads, src, dst)
         plans = plans or plan_tables(src, dst, tables, threads)
+        tools = _tools(stack, src, dst)  # refuses an impossible `compress: on` before writes
         shadow.cleanup_leftovers(dst)
-        tools = _tools(stack, src, dst)
         run = _Run(plans, progress, target_env, threads, config.settings)
         run.kind = session_kind(src, dst) if verify else ""
         for plan in plans:
@@ -328,9 +340,11 @@ def _alive(session: Session, config: Config, env: DatabaseConfig) -> Session:
 def _tools(stack: ExitStack, src: Session, dst: Session) -> _Tools:
     sb = find_binary("client", src.server.flavor)
     tb = find_binary("client", dst.server.flavor)
+    wires = wire_args(src.env, sb, src.server), wire_args(dst.env, tb, dst.server)
     sd = stack.enter_context(defaults_file(src.env, sb))
     td = stack.enter_context(defaults_file(dst.env, tb))
-    return _Tools(sb, tb, sd, td, src.env.database, dst.env.database, src.server.flavor)
+    return _Tools(sb, tb, sd, td, src.env.database, dst.env.database, src.server.flavor,
+                  *wires)
 
 
 Feed = Callable[[Callable[[bytes], None]], int]   # streams one chunk's bytes into a sink
@@ -339,7 +353,7 @@ Load = tuple[Feed, encode.LoadSpec]               # one stream and the LOAD DATA
 
 def _copy_all(tools: _Tools, src: Session, run: _Run, workers: int) -> None:
     readers = open_snapshot(src, tools.source_binary, tools.source_defaults, list(run.plans),
-                            workers, raw=False)
+                            workers, raw=False, wire=tools.source_wire)
     try:
         run_workers(run, [_copy_job(tools, run, r) for r in readers])
     finally:
@@ -352,7 +366,18 @@ def _copy_all(tools: _Tools, src: Session, run: _Run, workers: int) -> None:
 
 
 def _copy_job(tools: _Tools, run: _Run, reader: SourceReader) -> Job:
+    sent = [reader.bytes_sent()]  # the snapshot's setup is not any table's traffic
+
     def job(chunk: chunking.Chunk) -> Sums | None:
+        try:
+            return copy_chunk(chunk)
+        finally:
+            now = reader.bytes_sent()
+            with run.lock:
+                run.results[chunk.table].source_wire_bytes += now - sent[0]
+            sent[0] = now
+
+    def copy_chunk(chunk: chunking.Chunk) -> Sums | None:
         info = run.plans[chunk.table].info
         assert info is not None
         flavor = tools.source_flavor
@@ -430,8 +455,9 @@ def _watch_loads(run: _Run, done: threading.Event) -> None:
         session.close()
 
 
-def open_snapshot(src: Session, binary: Binary, defaults: Path, tables: list[str],
-                  workers: int, *, raw: bool = True) -> list[SourceReader]:
+def open_snapshot(src: Session, binary: Binary, defaults: ClientDefaults, tables: list[str],
+                  workers: int, *, raw: bool = True,
+                  wire: Sequence[str] = ()) -> list[SourceReader]:
     """All workers' snapshots opened while writes to the tables are held by a READ lock.
 
     `raw`: readers for the SERVER text format (see `encode`), else for CLIENT."""
@@ -440,7 +466,8 @@ def open_snapshot(src: Session, binary: Binary, defaults: Path, tables: list[str
     try:
         for i in range(workers):
             reader = SourceReader(binary, defaults, src.env.database,
-                                  f"source reader {i + 1} ({src.env.name})", raw=raw)
+                                  f"source reader {i + 1} ({src.env.name})", raw=raw,
+                                  wire=wire)
             readers.append(reader)
             reader.begin()
     except BaseException:
@@ -518,15 +545,16 @@ def load_chunk(settings: Settings, tools: _Tools, run: _Run, chunk: chunking.Chu
             result = run.results[chunk.table]
             result.rows += rows
             result.bytes += size
+            result.target_wire_bytes += sum(c[2] for c in counts)
         return rows
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def _stream_chunk(tools: _Tools, run: _Run, chunk: chunking.Chunk, feed: Feed,
-                  load: str) -> tuple[int, int]:
-    """(rows, bytes) of one stream loaded by one target client."""
+                  load: str) -> tuple[int, int, int]:
+    """(rows, bytes, bytes on the wire) of one stream loaded by one target client."""
     loader = Loader(tools.target_binary, tools.target_defaults, tools.target_db, load,
-                    f"load of {chunk.table} chunk {chunk.index}")
+                    f"load of {chunk.table} chunk {chunk.index}", wire=tools.target_wire)
     with run.lock:
         run.loaders[loader.connection_id] = loader
     counted = [0]
@@ -550,7 +578,7 @@ def _stream_chunk(tools: _Tools, run: _Run, chunk: chunking.Chunk, feed: Feed,
     if loaded != counted[0]:
         raise LoadFailed(f"{chunk.table} chunk {chunk.index}: {counted[0]} rows sent but "
                          f"{loaded} loaded", retryable=False)
-    return counted[0], size
+    return counted[0], size, loader.wire_bytes
 
 
 def _clear_chunk(settings: Settings, run: _Run, chunk: chunking.Chunk) -> None:
@@ -672,5 +700,8 @@ def _record(config: Config, source_env: DatabaseConfig, target_env: DatabaseConf
         record_metrics(config.settings.log_dir, {
             "step": "data", "source": source_env.name, "target": target_env.name,
             "table": result.table, "rows": result.rows, "bytes": result.bytes,
-            "chunks": result.chunks, "threads": report.threads, "status": result.status,
+            "source_wire_bytes": result.source_wire_bytes,
+            "target_wire_bytes": result.target_wire_bytes,
+            "compression_ratio": result.compression_ratio, "chunks": result.chunks,
+            "threads": report.threads, "status": result.status,
             "seconds": result.phases})

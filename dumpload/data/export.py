@@ -45,10 +45,11 @@ from dumpload.data.tables import TableInfo, base_tables, inspect_table, show_cre
 from dumpload.data.verify import TableCheck, VerifyReport, combine
 from dumpload.db import ServerInfo, connect, usable_threads
 from dumpload.errors import EXIT_VERIFY, DataError, DumpLoadError
+from dumpload.private import make_dirs, open_private, write_text
 from dumpload.progress import NullProgress, Progress
 from dumpload.shapes import shape_error
 from dumpload.sqltext import quote
-from dumpload.tools import defaults_file, find_binary
+from dumpload.tools import defaults_file, find_binary, wire_args
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,8 @@ def export_tables(config: Config, env: DatabaseConfig, out_dir: Path, tables: Se
     _prepare_dir(out_dir)
     with ExitStack() as stack:
         src = stack.enter_context(contextlib.closing(connect(env, config.settings)))
+        binary = find_binary("client", src.server.flavor)
+        wire = wire_args(env, binary, src.server)
         threads = usable_threads(threads, src)
         infos = {t: inspect_table(src, t) for t in tables}
         missing = [t for t, i in infos.items() if not i.columns]
@@ -84,7 +87,6 @@ def export_tables(config: Config, env: DatabaseConfig, out_dir: Path, tables: Se
             raise DataError(f"table(s) not found on {env.name}: {', '.join(missing)}")
         plans = {t: chunking.plan_chunks(src, i, threads) for t, i in infos.items()}
         _write_schema(out_dir, src, list(tables))
-        binary = find_binary("client", src.server.flavor)
         defaults = stack.enter_context(defaults_file(env, binary))
         for t, info in infos.items():
             progress.add_table(t, info.rows_estimate, info.data_bytes)
@@ -93,7 +95,8 @@ def export_tables(config: Config, env: DatabaseConfig, out_dir: Path, tables: Se
             for chunk in plans[t]:
                 work.put(chunk)
         workers = min(threads, work.qsize() or 1)
-        readers = copying.open_snapshot(src, binary, defaults, list(tables), workers)
+        readers = copying.open_snapshot(src, binary, defaults, list(tables), workers,
+                                        wire=wire)
         results: dict[tuple[str, int], dict[str, Any]] = {}
         try:
             _run_export(readers, work, infos, out_dir, config, progress, results, KIND,
@@ -114,14 +117,14 @@ def _prepare_dir(out_dir: Path) -> None:
     if out_dir.exists() and any(out_dir.iterdir()):
         raise DataError(f"export folder {out_dir} is not empty",
                         hint="choose a new folder (an export never overwrites files)")
-    (out_dir / PARTS).mkdir(parents=True, exist_ok=True)
+    make_dirs(out_dir / PARTS)  # each folder it creates 0700; an existing --out keeps its mode
 
 
 def _write_schema(out_dir: Path, src: Any, tables: list[str]) -> None:
     lines = ["-- dumpload export schema", "SET foreign_key_checks = 0;", ""]
     for t in tables:
         lines += [show_create(src, t) + ";", ""]
-    (out_dir / SCHEMA).write_text("\n".join(lines), encoding="utf-8")
+    write_text(out_dir / SCHEMA, "\n".join(lines))
 
 
 def _run_export(readers: list[SourceReader], work: queue.Queue[chunking.Chunk],
@@ -164,7 +167,7 @@ def _export_chunk(reader: SourceReader, chunk: chunking.Chunk, info: TableInfo, 
     select = encode.select_sql(info.name, info.copied_columns, chunk.where, flavor)
     counts = {"rows": 0}
     compressor = zstandard.ZstdCompressor(level=config.settings.compression_level)
-    with _part_path(out_dir, chunk).open("wb") as fh, \
+    with open_private(_part_path(out_dir, chunk), "wb") as fh, \
             compressor.stream_writer(fh, closefd=False) as writer:
         def sink(block: bytes) -> None:
             writer.write(block)
@@ -189,7 +192,7 @@ def _assemble(out_dir: Path, env: DatabaseConfig, server: ServerInfo,
     for table, info in infos.items():
         target = out_dir / file_name(table)
         frames, offset, digest = [], 0, hashlib.sha256()
-        with target.open("wb") as out:
+        with open_private(target, "wb") as out:
             for chunk in plans[table]:
                 part = _part_path(out_dir, chunk)
                 data = part.read_bytes()
@@ -215,8 +218,7 @@ def _assemble(out_dir: Path, env: DatabaseConfig, server: ServerInfo,
                 "created": datetime.now(UTC).isoformat(timespec="seconds"),
                 "server": server.version_string, "source_env": env.name, "database": env.database,
                 "tables": entries}
-    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False),
-                                    encoding="utf-8")
+    write_text(out_dir / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False))
     return manifest
 
 
@@ -338,13 +340,15 @@ def import_tables(config: Config, env: DatabaseConfig, folder: Path,
     entries = {t["name"]: t for t in manifest["tables"]}
     with ExitStack() as stack:
         dst = stack.enter_context(contextlib.closing(connect(env, config.settings)))
+        binary = find_binary("client", dst.server.flavor)
+        wire = wire_args(env, binary, dst.server)  # before any write: may refuse
         threads = usable_threads(threads, dst)
         _create_missing(dst, folder, list(entries))
         plans = [_import_plan(dst, entry) for entry in entries.values()]
         shadow.cleanup_leftovers(dst)
-        binary = find_binary("client", dst.server.flavor)
         defaults = stack.enter_context(defaults_file(env, binary))
-        tools = copying._Tools(binary, binary, defaults, defaults, env.database, env.database)
+        tools = copying._Tools(binary, binary, defaults, defaults, env.database, env.database,
+                               target_wire=wire)
         run = copying._Run(plans, progress, env, threads, config.settings)
         run.kind = KIND
         for plan in plans:

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 _INDEX_LINE = re.compile(r"^\s*(UNIQUE KEY|KEY|INDEX|UNIQUE INDEX)\s")
 _FK_LINE = re.compile(r"^\s*CONSTRAINT\s+`(?:[^`]|``)+`\s+FOREIGN KEY\s")
+_KEY_BY_UNIQUE = re.compile(r"PARTITION BY (LINEAR )?KEY\b[^(]*\(\)", re.I)
 _AUTO_COL = re.compile(r"^\s*`((?:[^`]|``)+)`\s.*\bAUTO_INCREMENT\b")
 
 
@@ -54,17 +55,24 @@ def split_create(table: str, create: str) -> ShadowPlan:
     """Turn the target's `SHOW CREATE TABLE` into the shadow's CREATE plus deferred parts.
 
     Secondary B-tree indexes and FKs are deferred; FULLTEXT/SPATIAL indexes and the index
-    that carries an AUTO_INCREMENT column (the server requires one) stay in the CREATE.
+    that carries an AUTO_INCREMENT column (the server requires one) stay in the CREATE, and
+    so do unique keys of a table partitioned `BY KEY ()` with no primary key. A partition
+    clause (after the closing parenthesis, or in MySQL's `/*!50100 ... */`) is kept as is,
+    so the shadow is partitioned exactly like the table.
     """
     lines = create.splitlines()
     auto = next((m.group(1).replace("``", "`") for ln in lines if (m := _AUTO_COL.match(ln))),
                 None)
     keep, indexes, fks = [], [], []
+    # `PARTITION BY KEY ()` without a primary key partitions by the unique key: it stays.
+    keep_unique = bool(_KEY_BY_UNIQUE.search(create)) and not any(
+        ln.strip().startswith("PRIMARY KEY") for ln in lines)
     for line in lines[1:]:
         body = line.strip().rstrip(",")
         if _FK_LINE.match(line):
             fks.append(body)
-        elif _INDEX_LINE.match(line) and not (auto and _first_column(body) == auto):
+        elif _INDEX_LINE.match(line) and not (auto and _first_column(body) == auto) and not (
+                keep_unique and body.startswith("UNIQUE")):
             indexes.append(body)
         else:
             keep.append(line)

@@ -20,11 +20,10 @@ import logging
 import os
 import subprocess
 import uuid
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Sequence
 
 from dumpload.errors import DataError, ToolError
-from dumpload.tools import Binary, Process, base_argv, widen_pipe
+from dumpload.tools import Binary, ClientDefaults, Process, base_argv, widen_pipe
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +54,10 @@ class LoadFailed(DataError):
         self.retryable = retryable
 
 
-def client_argv(binary: Binary, defaults: Path, database: str, *extra: str) -> list[str]:
+def client_argv(binary: Binary, defaults: ClientDefaults, database: str,
+                *extra: str) -> list[str]:
+    """The client's argv: the database as one `--database=NAME` word (a name never stands
+    alone in argv, where it could read as an option); table names only inside SQL."""
     return [*base_argv(binary, defaults), "--batch", "--skip-column-names",
             "--default-character-set=binary", *extra, f"--database={database}"]
 
@@ -63,13 +65,14 @@ def client_argv(binary: Binary, defaults: Path, database: str, *extra: str) -> l
 class SourceReader:
     """One source client process holding one snapshot; `stream()` relays a SELECT's rows."""
 
-    def __init__(self, binary: Binary, defaults: Path, database: str, what: str, *,
-                 raw: bool = True) -> None:
+    def __init__(self, binary: Binary, defaults: ClientDefaults, database: str, what: str, *,
+                 raw: bool = True, wire: Sequence[str] = ()) -> None:
         # raw: the SELECTs escape the values themselves (encode.SERVER); else the client
         # escapes them (encode.CLIENT), and must print binary strings as they are.
+        # wire: protocol compression options (tools.wire_args).
         mode = ["--raw"] if raw else ["--loose-skip-binary-as-hex"]
-        argv = client_argv(binary, defaults, database, *mode, "--quick", "--unbuffered")
-        self.proc = Process(argv, what=what, stdin=subprocess.PIPE)
+        argv = client_argv(binary, defaults, database, *mode, *wire, "--quick", "--unbuffered")
+        self.proc = Process(argv, what=what, stdin=subprocess.PIPE, defaults=defaults)
         self.token = f"__dumpload_end_{uuid.uuid4().hex}__".encode()
         self._fd = self.proc.stdout.fileno()
         widen_pipe(self._fd)
@@ -127,6 +130,13 @@ class SourceReader:
             raise failure
         return total
 
+    def bytes_sent(self) -> int:
+        """The source server's count of bytes it sent on this connection (`Bytes_sent`):
+        what crossed the wire, compressed or not, protocol framing included."""
+        out = bytearray()
+        self.stream("SHOW SESSION STATUS LIKE 'Bytes_sent'", out.extend)
+        return _status_value(bytes(out), "Bytes_sent")
+
     def close(self) -> None:
         try:
             self.proc.stdin.close()
@@ -164,13 +174,17 @@ class Loader:
     mid-load may otherwise sit for minutes on a half-closed socket.
     """
 
-    def __init__(self, binary: Binary, defaults: Path, database: str, load_sql: str,
-                 what: str) -> None:
+    def __init__(self, binary: Binary, defaults: ClientDefaults, database: str, load_sql: str,
+                 what: str, *, wire: Sequence[str] = ()) -> None:
+        # The last line is the target server's count of bytes received on this connection:
+        # the load's size on the wire (`wire_bytes`, set by `finish`).
         script = (f"SELECT CONNECTION_ID(); {TARGET_SESSION}; {load_sql}; "
-                  "SELECT ROW_COUNT(), @@warning_count; SHOW WARNINGS LIMIT 5")
-        argv = client_argv(binary, defaults, database, "--local-infile=1", "--unbuffered",
-                           "-e", script)
-        self.proc = Process(argv, what=what, stdin=subprocess.PIPE)
+                  "SELECT ROW_COUNT(), @@warning_count; SHOW WARNINGS LIMIT 5; "
+                  "SHOW SESSION STATUS LIKE 'Bytes_received'")
+        argv = client_argv(binary, defaults, database, "--local-infile=1", *wire,
+                           "--unbuffered", f"--execute={script}")
+        self.wire_bytes = 0
+        self.proc = Process(argv, what=what, stdin=subprocess.PIPE, defaults=defaults)
         self.what = what
         widen_pipe(self.proc.stdin.fileno())
         first = self.proc.stdout.readline()
@@ -205,6 +219,8 @@ class Loader:
         except ToolError as exc:
             raise LoadFailed(f"{self.what}: {exc.stderr or exc}", retryable=True) from None
         lines = out.decode("utf-8", "replace").strip().splitlines()
+        if lines and lines[-1].startswith("Bytes_received\t"):
+            self.wire_bytes = _status_value(lines.pop().encode(), "Bytes_received")
         rows, warnings = (int(x) for x in lines[0].split("\t")[:2])
         if warnings:
             detail = "; ".join(" ".join(w.split("\t")[1:]) for w in lines[1:6])
@@ -221,3 +237,12 @@ class Loader:
 
     def close(self) -> None:
         self.proc.close()
+
+
+def _status_value(output: bytes, name: str) -> int:
+    """The number in a `SHOW SESSION STATUS LIKE 'name'` line (`name<TAB>value`)."""
+    for line in output.decode("utf-8", "replace").splitlines():
+        key, _, value = line.partition("\t")
+        if key == name and value.strip().isdigit():
+            return int(value)
+    raise DataError(f"could not read {name} from the server: {output[:200]!r}")

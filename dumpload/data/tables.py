@@ -157,5 +157,9 @@ def triggers_of(session: Session, table: str) -> list[tuple[str, str]]:
     out = []
     for (name,) in names:
         row = session.query_dicts(f"SHOW CREATE TRIGGER {quote(name)}")[0]
-        out.append((name, str(row["SQL Original Statement"])))
+        statement = str(row["SQL Original Statement"])
+        if session.server.is_mariadb:  # the trigger keeps the sql_mode it was created under
+            mode = str(row.get("sql_mode") or "").replace("'", "''")
+            statement = f"SET STATEMENT sql_mode = '{mode}' FOR {statement}"
+        out.append((name, statement))
     return out

@@ -12,16 +12,29 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
+from dumpload.flavor import Flavor
 from dumpload.schema import flavor as fl
-from dumpload.schema.model import Column, Index, Schema, Table, View
-from dumpload.schema.plan import PHASES, Change, Difference, Plan, Step
+from dumpload.schema import safety
+from dumpload.schema.model import (
+    Column,
+    ForeignKey,
+    Index,
+    Schema,
+    Table,
+    Trigger,
+    View,
+    literal,
+)
+from dumpload.schema.partitions import partition_columns, plan_partitioning
+from dumpload.schema.plan import APPLY_SQL_MODE, PHASES, Change, Difference, Plan, Step
+from dumpload.schema.routines import plan_objects
 from dumpload.schema.safety import column_change_safety
 from dumpload.sqltext import quote
 
 
 @dataclass
 class _Builder:
-    flavor: str
+    flavor: Flavor
     steps: list[Step] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
     differences: list[Difference] = field(default_factory=list)
@@ -30,10 +43,11 @@ class _Builder:
     dropped: list[str] = field(default_factory=list)
     dropped_fks: set[tuple[str, str]] = field(default_factory=set)
     warnings: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
 
     def step(self, phase: str, table: str, sql: str, changes: Iterable[tuple],
-             sql_mode: str | None = None) -> None:
-        self.steps.append(Step(phase, table, sql, sql_mode))
+             sql_mode: str | None = None, context: tuple[tuple[str, str], ...] = ()) -> None:
+        self.steps.append(Step(phase, table, sql, sql_mode, context=context))
         for kind, name, safe, reason in changes:
             self.changes.append(Change(table, kind, name, sql, safe, reason))
 
@@ -48,6 +62,7 @@ class _Builder:
 def diff(source: Schema, target: Schema, *, allow_unsafe: bool = False,
          keep_definer: bool = False) -> Plan:
     """The ordered plan that makes `target` structurally identical to `source`."""
+    source, target = fl.comparable(source, target)
     b = _Builder(target.flavor)
     reforeign = _refk_for_modified_parents(source, target)
     inbound = [(tn, fk) for tn, fk in target.inbound if fk.name in reforeign.get(tn, set())]
@@ -57,15 +72,15 @@ def diff(source: Schema, target: Schema, *, allow_unsafe: bool = False,
         b.differ(tn, "foreign key", fk.name, "re-created" if fits else "no longer fits",
                  None, fk.definition())
         b.step("drop_constraint", tn, f"ALTER TABLE {quote(tn)} DROP FOREIGN KEY {quote(fk.name)}",
-               [("drop_foreign_key", fk.name, fits, f"re-created around a change of "
-                 f"{fk.ref_table}" if fits else f"{tn} is outside the selection and its "
-                 f"columns no longer match the new type of {fk.ref_table}: the foreign key "
-                 "is dropped")])
+               [("drop_foreign_key", fk.name, *safety.outside_fk_safety(tn, fk.ref_table,
+                                                                          fits))])
         b.dropped_fks.add((tn, fk.name))
     for name in _dependency_order(source, [n for n in source.tables if n not in target.tables]):
-        _create_table(b, source.tables[name], target)
+        if not _refuse_unsupported(b, source.tables[name], None):
+            _create_table(b, source.tables[name], target)
     for name in sorted(set(source.tables) & set(target.tables)):
-        _diff_table(b, source.tables[name], target.tables[name], reforeign.get(name, set()))
+        if not _refuse_unsupported(b, source.tables[name], target.tables[name]):
+            _diff_table(b, source.tables[name], target.tables[name], reforeign.get(name, set()))
     for name in sorted(set(target.tables) - set(source.tables)):
         _drop_table(b, target.tables[name])
     for tn, fk in readd:
@@ -73,13 +88,19 @@ def diff(source: Schema, target: Schema, *, allow_unsafe: bool = False,
                [("add_foreign_key", fk.name, True, "re-created as it was")])
     kept_triggers = _diff_triggers(b, source, target, keep_definer)
     _diff_views(b, source, target, keep_definer)
+    for objects in ((source.routines, target.routines), (source.events, target.events)):
+        differences, steps = plan_objects(*objects, keep_definer)
+        b.differences += [Difference(*d) for d in differences]
+        for s in steps:
+            b.step(s.phase, s.name, s.sql, s.items, s.sql_mode, s.context)
     _add_rebuild_fallbacks(b, source, target, kept_triggers)
     b.warnings += [*source.ignored, *target.ignored]
     order = {p: i for i, p in enumerate(PHASES)}
     steps = sorted(b.steps, key=lambda s: order[s.phase])  # stable: keeps order within phase
     return Plan(source.database, target.database, tuple(steps), tuple(b.changes),
                 tuple(b.differences), tuple(b.touched), tuple(b.created), tuple(b.dropped),
-                allow_unsafe, keep_definer, tuple(dict.fromkeys(b.warnings)))
+                allow_unsafe, keep_definer, tuple(dict.fromkeys(b.warnings)),
+                tuple(dict.fromkeys(b.refused)))
 
 
 # --- tables -------------------------------------------------------------------------------
@@ -100,25 +121,54 @@ def _dependency_order(source: Schema, names: list[str]) -> list[str]:
     return out
 
 
+def _refuse_unsupported(b: _Builder, s: Table, t: Table | None) -> bool:
+    """A table with a clause the model cannot represent: identical → a warning; else its
+    changes are refused (never planned without the clause). True when refused/skipped."""
+    clauses = tuple(dict.fromkeys([*s.unsupported, *(t.unsupported if t else ())]))
+    if not clauses:
+        return False
+    if s == t:
+        b.warnings += [f"{s.name}: {c} (identical on both sides, not compared)"
+                       for c in clauses]
+        return True
+    for clause in clauses:
+        b.differ(s.name, "table", s.name, clause, None, None)
+        b.refused.append(f"{s.name}: {clause}")
+    return True
+
+
 def _create_table(b: _Builder, table: Table, target: Schema) -> None:
     b.created.append(table.name)
-    if table.partitioned:
-        b.warnings.append(f"{table.name}: created without the source's partitioning")
     b.differ(table.name, "table", table.name, "missing in target", "table", None)
     if table.name in target.views:  # a view of that name is in the way; views hold no data
         sql = f"DROP VIEW IF EXISTS {quote(table.name)}"
         b.step("drop_view", table.name, sql,
                [("drop_view", table.name, True, "a view stands where the table goes")])
-    b.step("create_table", table.name, table.create_sql(b.flavor),
+    # FKs to tables that exist on the target are added after those tables' ALTERs: the
+    # columns they reference may only appear there (the server refuses a FK to a missing
+    # column even with foreign_key_checks=0).
+    later = tuple(fk for fk in table.foreign_keys
+                  if not fk.ref_schema and fk.ref_table in target.tables)
+    created = replace(table, foreign_keys=tuple(f for f in table.foreign_keys if f not in later))
+    b.step("create_table", table.name, created.create_sql(b.flavor),
            [("create_table", table.name, True, "table missing in target")])
+    for fk in later:
+        b.step("add_foreign_key", table.name,
+               f"ALTER TABLE {quote(table.name)} ADD {fk.definition()}",
+               [("add_foreign_key", fk.name, True, "foreign key of a new table")])
 
 
 def _drop_table(b: _Builder, table: Table) -> None:
     b.differ(table.name, "table", table.name, "only in target", None, "table")
     b.touch(table.name)
     b.dropped.append(table.name)
+    for fk in table.foreign_keys:  # first, so no change of a parent trips over them (1829)
+        b.dropped_fks.add((table.name, fk.name))
+        b.step("drop_constraint", table.name,
+               f"ALTER TABLE {quote(table.name)} DROP FOREIGN KEY {quote(fk.name)}",
+               [("drop_foreign_key", fk.name, True, "its table is dropped")])
     b.step("drop_table", table.name, f"DROP TABLE {quote(table.name)}",
-           [("drop_table", table.name, False, "table only in target: dropping loses its rows")])
+           [("drop_table", table.name, *safety.drop_table_safety(table))])
 
 
 def _refk_for_modified_parents(source: Schema, target: Schema) -> dict[str, set[str]]:
@@ -174,14 +224,37 @@ def _diff_table(b: _Builder, s: Table, t: Table, refk: set[str]) -> None:
         items.append(("add_index", idx.name, True, f"add {idx.kind.lower()} index"))
     _diff_checks_add(b, s, t, clauses, items)
     _diff_options(b, s, t, clauses, items)
-    if s.partitioned != t.partitioned:
-        b.warnings.append(f"{s.name}: partitioning differs; dumpload does not compare or "
-                          "change partitioning")
+    parts = plan_partitioning(t.name, s.partitioning, t.partitioning,
+                              bool(clauses) and _partition_keys_change(s, t))
+    for what, kind, src, dst in parts.differences:
+        b.differ(s.name, what.split(" ")[0], what.split(" ", 1)[-1] if " " in what else s.name,
+                 kind, src, dst)
+    for sql, part_items in parts.before:
+        b.touch(t.name)
+        b.step("alter_table", t.name, sql, part_items)
     if clauses:
         b.touch(t.name)
         sql = f"ALTER TABLE {quote(t.name)}\n  " + ",\n  ".join(clauses)
         b.step("alter_table", t.name, sql, items)
+    for sql, part_items in parts.after:
+        b.touch(t.name)
+        b.step("alter_table", t.name, sql, part_items)
     _diff_constraints_add(b, s, t, fk_cols_modified, refk)
+
+
+def _partition_keys_change(s: Table, t: Table) -> bool:
+    """Would the main ALTER break the target's partitioning: a change to a column it uses,
+    or a new unique key that does not hold them all (the server refuses both)?"""
+    if t.partitioning is None:
+        return False
+    used = partition_columns(t.partitioning, t.column_names)
+    if any(s.column(c) != t.column(c) for c in used):
+        return True
+    unique = [i for i in s.indexes if i.kind in ("PRIMARY", "UNIQUE")]
+    if not t.partitioning.expression.strip():   # KEY (): partitioned by the primary key
+        return [i for i in unique if i.kind == "PRIMARY"] != [
+            i for i in t.indexes if i.kind == "PRIMARY"]
+    return any(not used <= set(i.columns) for i in unique if i not in t.indexes)
 
 
 def _fk_kept_but_touched(fk_name: str, s: Table, t: Table, cols: set[str],
@@ -231,9 +304,31 @@ def _diff_constraints_add(b: _Builder, s: Table, t: Table, cols: set[str],
             b.differ(s.name, "foreign key", fk.name, "missing in target", fk.definition(), None)
         elif tfk[fk.name] == fk and not _fk_kept_but_touched(fk.name, s, t, cols, refk):
             continue
-        b.step("add_foreign_key", s.name,
-               f"ALTER TABLE {quote(s.name)} ADD {fk.definition()}",
+        b.step("add_foreign_key", s.name, _add_fk_sql(b, s, t, fk),
                [("add_foreign_key", fk.name, True, "foreign key added or re-created")])
+
+
+def _add_fk_sql(b: _Builder, s: Table, t: Table, fk: ForeignKey) -> str:
+    """ADD CONSTRAINT, re-adding the FK's index in the same statement when it could be one
+    the server created for an earlier FK: MariaDB replaces such an index by a new one named
+    after the constraint, so the result would keep the FK's name instead of the index's."""
+    index = supporting_index(s, fk)
+    clauses = [f"ADD {fk.definition()}"]
+    if index is not None and index.kind == "INDEX" and index.name != fk.name and \
+            any(i == index for i in t.indexes):
+        clauses = [f"DROP INDEX {quote(index.name)}", f"ADD {index.definition(b.flavor)}",
+                   *clauses]
+    return f"ALTER TABLE {quote(s.name)} " + ", ".join(clauses)
+
+
+def supporting_index(table: Table, fk: ForeignKey) -> Index | None:
+    """The index of `table` the server uses for `fk`: the first whose leading columns are the
+    FK's columns (PRIMARY first, then by name: the catalog's order)."""
+    n = len(fk.columns)
+    for index in table.indexes:
+        if index.columns[:n] == fk.columns and index.kind not in ("FULLTEXT", "SPATIAL"):
+            return index
+    return None
 
 
 def _diff_checks_add(b: _Builder, s: Table, t: Table, clauses: list[str],
@@ -296,11 +391,7 @@ def _diff_columns(b: _Builder, s: Table, t: Table, recreated: set[str], clauses:
                 continue
             b.differ(t.name, "column", col.name, "only in target", None,
                      col.definition(b.flavor))
-            safe = col.generated is not None
-            items.append(("drop_column", col.name, safe,
-                          "drop generated column" if safe else
-                          "column only in target: dropping loses its values "
-                          "(a rename looks like this too)"))
+            items.append(("drop_column", col.name, *safety.drop_column_safety(col)))
     moved = _columns_to_move(s, t, recreated)
     for i, col in enumerate(s.columns):
         position = " FIRST" if i == 0 else f" AFTER {quote(s.columns[i - 1].name)}"
@@ -322,15 +413,7 @@ def _column_added(b: _Builder, s: Table, t: Table, col: Column, old: Column | No
         return
     b.differ(s.name, "column", col.name, "differs", col.definition(b.flavor),
              old.definition(b.flavor))
-    if old.generated is None:  # a stored column becomes generated: its values are replaced
-        items.append(("recreate_column", col.name, False,
-                      "stored column becomes generated: its current values are lost"))
-    elif col.generated is None:
-        items.append(("recreate_column", col.name, False,
-                      "generated column becomes stored: computed values are not kept"))
-    else:
-        items.append(("recreate_column", col.name, True,
-                      "generated column re-created (values are computed)"))
+    items.append(("recreate_column", col.name, *safety.recreate_column_safety(old, col)))
 
 
 def _column_modified(b: _Builder, s: Table, col: Column, old: Column, moved: bool,
@@ -338,7 +421,7 @@ def _column_modified(b: _Builder, s: Table, col: Column, old: Column, moved: boo
     if old != col:
         b.differ(s.name, "column", col.name, "differs", col.definition(b.flavor),
                  old.definition(b.flavor))
-        safe, reason = column_change_safety(old, col)
+        safe, reason = column_change_safety(old, col, s)
         items.append(("modify_column", col.name, safe, reason))
     if moved:
         b.differ(s.name, "column", col.name, "position", position.strip(), None)
@@ -378,9 +461,8 @@ def _diff_options(b: _Builder, s: Table, t: Table, clauses: list[str],
     if (s.engine or "").lower() != (t.engine or "").lower() and s.engine:
         b.differ(s.name, "option", "ENGINE", "differs", s.engine, t.engine)
         clauses.append(f"ENGINE={s.engine}")
-        items.append(("table_option", "ENGINE", False,
-                      f"engine change {t.engine} → {s.engine} rebuilds the table and may drop "
-                      "features (foreign keys, transactions, fulltext)"))
+        items.append(("table_option", "ENGINE", *safety.engine_change_safety(t.engine,
+                                                                              s.engine)))
     if s.collation and s.collation != t.collation:
         b.differ(s.name, "option", "COLLATE", "differs", s.collation, t.collation)
         clauses.append(f"DEFAULT CHARSET={s.charset} COLLATE={s.collation}")
@@ -440,9 +522,22 @@ def _view_order(source: Schema) -> list[str]:
     return out
 
 
-def _trigger_key(tr: object, keep_definer: bool) -> tuple:
-    return (tr.table, tr.timing, tr.event, tr.statement,  # type: ignore[attr-defined]
-            tr.definer if keep_definer else "")  # type: ignore[attr-defined]
+def _trigger_key(tr: Trigger, keep_definer: bool) -> tuple:
+    # The sql_mode a trigger was created under decides how its body behaves (strict or
+    # truncating, `||` as OR or as concatenation): a different mode is a different trigger.
+    return (tr.table, tr.timing, tr.event, tr.statement, sql_mode_set(tr.sql_mode),
+            tr.definer if keep_definer else "")
+
+
+def trigger_statements(tr: Trigger, keep_definer: bool = False) -> tuple[str, str, str]:
+    """CREATE TRIGGER under the trigger's own sql_mode, then back to the DDL mode: the
+    server stores the session's mode with the trigger and runs its body under it."""
+    return (f"SET SESSION sql_mode = {literal(tr.sql_mode)}", tr.create_sql(keep_definer),
+            f"SET SESSION sql_mode = {literal(APPLY_SQL_MODE)}")
+
+
+def sql_mode_set(mode: str) -> frozenset[str]:
+    return frozenset(m.strip().upper() for m in (mode or "").split(",") if m.strip())
 
 
 def _diff_triggers(b: _Builder, source: Schema, target: Schema, keep_definer: bool) -> list:
@@ -467,9 +562,11 @@ def _diff_triggers(b: _Builder, source: Schema, target: Schema, keep_definer: bo
             b.step("drop_trigger", tr.table, f"DROP TRIGGER IF EXISTS {quote(tr.name)}",
                    [("drop_trigger", tr.name, True, "trigger dropped or re-created")])
         for tr in s_list:
-            b.step("create_trigger", tr.table, tr.create_sql(keep_definer),
-                   [("create_trigger", tr.name, True, "trigger created")],
-                   sql_mode=tr.sql_mode or None)
+            statements = trigger_statements(tr, keep_definer)
+            b.steps.append(Step("create_trigger", tr.table, statements[1], kind="trigger",
+                                statements=statements))
+            b.changes.append(Change(tr.table, "create_trigger", tr.name, statements[1], True,
+                                    f"trigger created (sql_mode '{tr.sql_mode}')"))
     return kept
 
 
@@ -480,7 +577,12 @@ def _report_triggers(b: _Builder, s_list: list, t_list: list, keep_definer: bool
         if old is None:
             b.differ(tr.table, "trigger", name, "missing in target", tr.statement, None)
         elif _trigger_key(old, keep_definer) != _trigger_key(tr, keep_definer):
-            b.differ(tr.table, "trigger", name, "differs", tr.statement, old.statement)
+            if old.statement == tr.statement and sql_mode_set(old.sql_mode) != \
+                    sql_mode_set(tr.sql_mode):
+                b.differ(tr.table, "trigger", name, "sql_mode differs", tr.sql_mode or "''",
+                         old.sql_mode or "''")
+            else:
+                b.differ(tr.table, "trigger", name, "differs", tr.statement, old.statement)
         else:
             b.differ(tr.table, "trigger", name, "position", f"order {tr.order}",
                      f"order {old.order}")
@@ -505,7 +607,7 @@ def shadow_name(name: str, tag: str) -> str:
     return f"_dl_{tag}_{name}"[:64]
 
 
-def rebuild_statements(s: Table, target: Schema, flavor: str,
+def rebuild_statements(s: Table, target: Schema, flavor: Flavor | str,
                        dropped_fks: set[tuple[str, str]], kept_triggers: list) -> tuple[str, ...]:
     """Shadow copy + atomic rename, keeping every row of the columns both versions share.
 
@@ -515,7 +617,10 @@ def rebuild_statements(s: Table, target: Schema, flavor: str,
     """
     t = target.tables[s.name]
     new, old = shadow_name(s.name, "new"), shadow_name(s.name, "old")
-    shadow = replace(s, foreign_keys=(), checks=s.checks if flavor == "mariadb" else ())
+    flavor = Flavor.of(flavor)
+    # MySQL's CHECK names are unique per schema: the shadow gets them after the swap.
+    per_table = flavor.check_names_per_table
+    shadow = replace(s, foreign_keys=(), checks=s.checks if per_table else ())
     shared = [c.name for c in s.columns
               if c.generated is None and (tc := t.column(c.name)) is not None
               and tc.generated is None]
@@ -531,12 +636,12 @@ def rebuild_statements(s: Table, target: Schema, flavor: str,
             f"DROP TABLE {quote(old)}"]
     own = [f"ADD {fk.definition()}" for fk in t.foreign_keys
            if (s.name, fk.name) not in dropped_fks]
-    if flavor != "mariadb":
+    if not per_table:
         own += [f"ADD {c.definition()}" for c in s.checks]
     if own:
         out.append(f"ALTER TABLE {quote(s.name)} " + ", ".join(own))
     out += [f"ALTER TABLE {quote(tn)} ADD {fk.definition()}" for tn, fk in children]
-    out += [tr.create_sql() for tr in kept_triggers if tr.table == s.name]
+    out += [sql for tr in kept_triggers if tr.table == s.name for sql in trigger_statements(tr)]
     return tuple(out)
 
 

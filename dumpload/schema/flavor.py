@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
-from dumpload.schema.model import Check, Column, ForeignKey, Index, IndexPart
+from dumpload.flavor import Flavor
+from dumpload.schema.model import Check, Column, ForeignKey, Index, IndexPart, Schema
 from dumpload.sqltext import quote
 
 Row = Mapping[str, Any]
@@ -64,17 +66,17 @@ def charset_of(collation: str | None) -> str | None:
     return collation if collation == "binary" else collation.split("_", 1)[0]
 
 
-def normalize_type(column_type: str) -> str:
+def normalize_type(column_type: str, keep_width: bool = False) -> str:
     """`int(11)` = `int`, `int(10) unsigned` = `int unsigned`, `year(4)` = `year`.
 
     MySQL 8.0.19+ hides integer display widths except with ZEROFILL and for `tinyint(1)`
-    (the boolean convention), so those two keep theirs.
+    (the boolean convention), so those two keep theirs. MariaDB shows every width and
+    `int(4)` is not `int(11)` there: `keep_width` (MariaDB) keeps them.
     """
     t = re.sub(r"\s+", " ", column_type.strip())
     head = t.split("(", 1)[0].split(" ", 1)[0].lower()
-    if head in _INT_TYPES and "zerofill" not in t.lower() and not t.lower().startswith(
-            "tinyint(1)"):
-        t = re.sub(r"^(\w+)\(\d+\)", r"\1", t)
+    if not keep_width:
+        t = strip_display_width(t)
     if head == "year":
         t = "year"
     # Keep ENUM/SET value text as is (case matters there); lower-case the keywords only.
@@ -82,6 +84,16 @@ def normalize_type(column_type: str) -> str:
     if match and head in ("enum", "set"):
         return head + match.group(2)
     return t.lower()
+
+
+def strip_display_width(column_type: str) -> str:
+    """MySQL 8's rule: an integer's display width is dropped, except with ZEROFILL and for
+    `tinyint(1)`. Applied to both sides when either server hides widths."""
+    head = column_type.split("(", 1)[0].split(" ", 1)[0].lower()
+    low = column_type.lower()
+    if head in _INT_TYPES and "zerofill" not in low and not low.startswith("tinyint(1)"):
+        return re.sub(r"^(\w+)\(\d+\)", r"\1", column_type)
+    return column_type
 
 
 def normalize_expression(expr: str | None) -> str | None:
@@ -96,13 +108,13 @@ def normalize_expression(expr: str | None) -> str | None:
 
 
 def normalize_default(raw: str | None, extra: str, data_type: str, nullable: bool,
-                      flavor: str) -> str | None:
+                      flavor: Flavor | str) -> str | None:
     """The default as SQL text in canonical (MariaDB catalog) form, or None for none.
 
     MariaDB (10.2.7+) already quotes literals and says `NULL` for DEFAULT NULL. MySQL gives
     literals bare and flags expressions with DEFAULT_GENERATED.
     """
-    if flavor == "mysql" and raw is not None:
+    if Flavor.of(flavor).is_mysql and raw is not None:
         raw = _mysql_default(raw, extra, data_type)
     if raw is None:
         return "NULL" if nullable else None
@@ -129,22 +141,25 @@ def unescape_mysql_expression(expr: str) -> str:
     return expr.replace("\\'", "'")
 
 
-def column_from_row(row: Row, flavor: str, column_checks: Mapping[str, str]) -> Column:
+def column_from_row(row: Row, flavor: Flavor | str,
+                    column_checks: Mapping[str, str]) -> Column:
     """One information_schema.COLUMNS row → Column.
 
     `column_checks` maps column name → MariaDB column-level CHECK clause of this table.
     """
+    flavor = Flavor.of(flavor)
     name = text(get(row, "COLUMN_NAME")) or ""
     extra = text(get(row, "EXTRA")) or ""
     data_type = (text(get(row, "DATA_TYPE")) or "").lower()
     nullable = (text(get(row, "IS_NULLABLE")) or "YES").upper() == "YES"
-    ctype = normalize_type(text(get(row, "COLUMN_TYPE")) or data_type)
+    ctype = normalize_type(text(get(row, "COLUMN_TYPE")) or data_type,
+                           keep_width=flavor.keeps_int_display_width)
     charset = charset_name(text(get(row, "CHARACTER_SET_NAME")))
     collation = collation_name(text(get(row, "COLLATION_NAME")))
     upper = extra.upper()
     is_generated = any(k in upper for k in ("VIRTUAL", "STORED", "PERSISTENT"))
     generated = (text(get(row, "GENERATION_EXPRESSION")) or None) if is_generated else None
-    if generated and flavor == "mysql":
+    if generated and flavor.is_mysql:
         generated = unescape_mysql_expression(generated)
     check = column_checks.get(name)
     if is_mariadb_json(data_type, collation, check, name):
@@ -171,7 +186,8 @@ def is_mariadb_json(data_type: str, collation: str | None, check: str | None,
         re.sub(r"\s+", "", check).lower() == f"json_valid({quote(name)})".lower()
 
 
-def indexes_from_rows(rows: Iterable[Row], flavor: str) -> tuple[Index, ...]:
+def indexes_from_rows(rows: Iterable[Row], flavor: Flavor | str,
+                      using: Mapping[str, str] | None = None) -> tuple[Index, ...]:
     """information_schema.STATISTICS rows of one table → Indexes (catalog order kept)."""
     grouped: dict[str, list[Row]] = {}
     for row in rows:
@@ -198,11 +214,11 @@ def indexes_from_rows(rows: Iterable[Row], flavor: str) -> tuple[Index, ...]:
                 descending=(text(get(r, "COLLATION")) or "A") == "D",
                 expression=text(get(r, "EXPRESSION")) or None) for r in parts),
             comment=text(get(first, "INDEX_COMMENT")) or "",
-            invisible=index_invisible(first, flavor)))
+            invisible=index_invisible(first, flavor), using=(using or {}).get(name)))
     return tuple(out)
 
 
-def index_invisible(row: Row, flavor: str) -> bool:
+def index_invisible(row: Row, flavor: Flavor | str) -> bool:
     """MariaDB `IGNORED = YES` and MySQL `IS_VISIBLE = NO` mean the same."""
     if get(row, "IGNORED") is not None:
         return (text(get(row, "IGNORED")) or "NO").upper() == "YES"
@@ -235,9 +251,9 @@ def foreign_key_from_rows(name: str, rows: list[Row], schema: str) -> ForeignKey
         on_update=fk_rule(text(get(first, "UPDATE_RULE"))))
 
 
-def check_from_row(row: Row, flavor: str) -> Check:
+def check_from_row(row: Row, flavor: Flavor | str) -> Check:
     clause = text(get(row, "CHECK_CLAUSE")) or ""
-    if flavor == "mysql":
+    if Flavor.of(flavor).is_mysql:
         clause = unescape_mysql_expression(clause)
     return Check(text(get(row, "CONSTRAINT_NAME")) or "", normalize_expression(clause) or "")
 
@@ -264,18 +280,18 @@ def strip_schema(definition: str, schema: str) -> str:
     return definition.replace(quote(schema) + ".", "")
 
 
-def drop_check_sql(flavor: str, name: str) -> str:
+def drop_check_sql(flavor: Flavor | str, name: str) -> str:
     """MariaDB drops a CHECK with DROP CONSTRAINT; MySQL 8.0.16+ with DROP CHECK."""
-    return f"DROP CONSTRAINT {quote(name)}" if flavor == "mariadb" else f"DROP CHECK {quote(name)}"
+    return f"DROP {Flavor.of(flavor).check_drop_keyword} {quote(name)}"
 
 
-def drop_index_sql(flavor: str, index: Index) -> str:
+def drop_index_sql(flavor: Flavor | str, index: Index) -> str:
     if index.kind == "PRIMARY":
         return "DROP PRIMARY KEY"
     return f"DROP INDEX {quote(index.name)}"
 
 
-def target_collation(collation: str | None, target_flavor: str,
+def target_collation(collation: str | None, target_flavor: Flavor | str,
                      available: frozenset[str] = frozenset()) -> str | None:
     """A source collation the target server does not have → its nearest equivalent.
 
@@ -284,7 +300,7 @@ def target_collation(collation: str | None, target_flavor: str,
     """
     if not collation or not available or collation in available:
         return collation
-    if target_flavor == "mariadb" and "_0900_" in collation:
+    if Flavor.of(target_flavor).is_mariadb and "_0900_" in collation:
         for candidate in (collation.replace("_0900_", "_uca1400_"),
                           charset_of(collation) + "_unicode_520_ci",
                           charset_of(collation) + "_general_ci"):
@@ -335,9 +351,9 @@ def _balanced(line: str, start: int) -> str | None:
     return None
 
 
-def needs_show_create(column_rows: Iterable[Row], flavor: str) -> bool:
+def needs_show_create(column_rows: Iterable[Row], flavor: Flavor | str) -> bool:
     """MySQL tables with expression defaults other than CURRENT_TIMESTAMP."""
-    if flavor != "mysql":
+    if not Flavor.of(flavor).is_mysql:
         return False
     for row in column_rows:
         extra = (text(get(row, "EXTRA")) or "").upper()
@@ -345,3 +361,45 @@ def needs_show_create(column_rows: Iterable[Row], flavor: str) -> bool:
         if "DEFAULT_GENERATED" in extra and not _CURRENT_TS.fullmatch(raw):
             return True
     return False
+
+
+_INDEX_LINE = re.compile(
+    r"\s*(PRIMARY KEY|(?:UNIQUE |FULLTEXT |SPATIAL )?KEY\s+`((?:[^`]|``)+)`)\s*")
+
+
+def index_using(create_sql: str) -> dict[str, str]:
+    """Index name → its explicit `USING BTREE|HASH|RTREE`, read from SHOW CREATE TABLE.
+
+    The catalog cannot tell an explicit `USING HASH` on InnoDB (kept in the definition,
+    built as a B-tree) from no clause, so the clause is taken from the server's CREATE.
+    """
+    out: dict[str, str] = {}
+    for line in create_sql.splitlines():
+        match = _INDEX_LINE.match(line)
+        if not match:
+            continue
+        name = "PRIMARY" if match.group(1) == "PRIMARY KEY" else \
+            match.group(2).replace("``", "`")
+        cols = _balanced(line, match.end())
+        if cols is None:
+            continue
+        rest = re.match(r"\s+USING\s+(BTREE|HASH|RTREE)\b", line[match.end() + len(cols):],
+                        re.I)
+        if rest:
+            out[name] = rest.group(1).upper()
+    return out
+
+
+def comparable(source: Schema, target: Schema) -> tuple[Schema, Schema]:
+    """Both schemas in the terms both servers can show: integer display widths are kept
+    only when both servers keep them (MariaDB to MariaDB)."""
+    if source.flavor.keeps_int_display_width and target.flavor.keeps_int_display_width:
+        return source, target
+    return _without_widths(source), _without_widths(target)
+
+
+def _without_widths(schema: Schema) -> Schema:
+    tables = {name: replace(t, columns=tuple(replace(c, type=strip_display_width(c.type))
+                                             for c in t.columns))
+              for name, t in schema.tables.items()}
+    return replace(schema, tables=tables)

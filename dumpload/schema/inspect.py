@@ -1,8 +1,10 @@
 """Read a schema from the catalog into the model: a handful of whole-schema queries.
 
-One query per object kind over the whole schema (never per table), so that inspecting
-hundreds of tables takes a few round trips. `SHOW CREATE TABLE` is read only where the
-catalog is lossy (MySQL expression defaults). Reads only; never writes.
+One query per object kind over the whole schema, so that inspecting hundreds of tables
+takes a few round trips, plus one `SHOW CREATE TABLE` per base table for what the catalog
+loses (explicit index `USING`, MySQL expression defaults). `read_catalog` returns those
+rows as plain dicts (schema case folders record them); `build_schema` is pure. Reads only;
+never writes.
 """
 
 from __future__ import annotations
@@ -12,17 +14,23 @@ from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from typing import Any
 
+import pymysql
+
 from dumpload.catalog import is_work_table
 from dumpload.config import select_tables
 from dumpload.db import Session
+from dumpload.flavor import Flavor
 from dumpload.schema import flavor as fl
 from dumpload.schema.model import Check, Schema, Table, Trigger, View
+from dumpload.schema.partitions import partitioning_from_rows
+from dumpload.schema.routines import events_from_rows, routines_from_rows
 from dumpload.sqltext import quote
 
 log = logging.getLogger(__name__)
 
 Rows = list[dict[str, Any]]
-QUERIES = ("tables", "columns", "indexes", "foreign_keys", "checks", "views", "triggers")
+QUERIES = ("tables", "columns", "indexes", "foreign_keys", "checks", "views", "triggers",
+           "partitions", "routines", "parameters", "events")
 
 
 def query_text(name: str) -> str:
@@ -32,32 +40,81 @@ def query_text(name: str) -> str:
 def load_schema(session: Session, include: Sequence[str] = ("*",),
                 exclude: Sequence[str] = ()) -> Schema:
     """The tables, views and triggers of the session's database selected by the globs."""
+    rows = read_catalog(session, include, exclude)
+    return build_schema(session.env.database, session_flavor(session), session.server.version,
+                        rows, include, exclude)
+
+
+def session_flavor(session: Session) -> Flavor:
+    return session.server.kind
+
+
+def read_catalog(session: Session, include: Sequence[str] = ("*",),
+                 exclude: Sequence[str] = ()) -> dict[str, Rows]:
+    """The catalog rows `build_schema` needs, by query name (plus "show_create")."""
     database = session.env.database
-    flavor = session.server.flavor
+    flavor = session_flavor(session)
     rows: dict[str, Rows] = {}
     for name in QUERIES:
-        file = f"checks_{flavor}" if name == "checks" else name
+        file = f"checks_{flavor.name}" if name == "checks" else name
         rows[name] = session.query_dicts(query_text(file), (database,))
-    rows["show_create"] = _show_create_rows(session, rows["columns"], flavor)
-    return build_schema(database, flavor, session.server.version, rows, include, exclude)
+    rows["show_create"] = _show_create_rows(session, rows["tables"], include, exclude)
+    rows["partition_create"] = _partition_create_rows(session, rows["partitions"])
+    rows["object_create"] = _object_create_rows(session, rows["routines"], rows["events"])
+    return rows
 
 
-def _show_create_rows(session: Session, columns: Rows, flavor: str) -> Rows:
-    by_table: dict[str, Rows] = {}
-    for row in columns:
-        by_table.setdefault(fl.text(fl.get(row, "TABLE_NAME")) or "", []).append(row)
+def _show_create_rows(session: Session, tables: Rows, include: Sequence[str],
+                      exclude: Sequence[str]) -> Rows:
+    """SHOW CREATE TABLE of every selected base table (index USING, MySQL defaults)."""
+    names = [fl.text(fl.get(r, "TABLE_NAME")) or "" for r in tables
+             if fl.text(fl.get(r, "TABLE_TYPE")) == "BASE TABLE"]
     out = []
-    for table, cols in by_table.items():
-        if fl.needs_show_create(cols, flavor):
-            ddl = session.query(f"SHOW CREATE TABLE {quote(table)}")[0][1]
-            out.append({"TABLE_NAME": table, "CREATE": ddl})
+    for table in select_tables([n for n in names if not is_work_table(n)], include, exclude):
+        try:
+            found = session.query(f"SHOW CREATE TABLE {quote(table)}")
+        except pymysql.err.ProgrammingError as exc:  # dropped since the catalog was read
+            if exc.args and exc.args[0] == 1146:
+                continue
+            raise
+        if found:
+            out.append({"TABLE_NAME": table, "CREATE": found[0][1]})
     return out
 
 
-def build_schema(database: str, flavor: str, version: tuple[int, int, int],
+def _partition_create_rows(session: Session, partitions: Rows) -> Rows:
+    """SHOW CREATE TABLE of partitioned tables: the catalog loses LIST DEFAULT partitions
+    and is checked against the server's own clause (see `partitions.check_clause`)."""
+    names = sorted({fl.text(fl.get(r, "TABLE_NAME")) or "" for r in partitions})
+    return [{"TABLE_NAME": n, "CREATE": session.query(f"SHOW CREATE TABLE {quote(n)}")[0][1]}
+            for n in names if not is_work_table(n)]
+
+
+def _object_create_rows(session: Session, routines: Rows, events: Rows) -> Rows:
+    """SHOW CREATE PROCEDURE/FUNCTION/EVENT: the exact text a routine is re-created from.
+
+    Without the privilege to read it the server gives NULL; the model then renders one."""
+    wanted = [(fl.text(fl.get(r, "ROUTINE_TYPE")) or "", fl.text(fl.get(r, "ROUTINE_NAME")))
+              for r in routines] + [("EVENT", fl.text(fl.get(e, "EVENT_NAME"))) for e in events]
+    out = []
+    for kind, name in wanted:
+        kind = kind.upper()
+        try:
+            row = session.query(f"SHOW CREATE {kind} {quote(name or '')}")
+        except pymysql.err.MySQLError as exc:     # e.g. no privilege on another's routine
+            log.warning("cannot read SHOW CREATE %s %s: %s", kind, name, exc)
+            continue
+        text = row[0][3 if kind == "EVENT" else 2] if row else None
+        if text:
+            out.append({"KEY": f"{kind} {name}", "CREATE": fl.text(text)})
+    return out
+
+
+def build_schema(database: str, flavor: Flavor | str, version: tuple[int, int, int],
                  rows: Mapping[str, Rows], include: Sequence[str] = ("*",),
                  exclude: Sequence[str] = ()) -> Schema:
     """The model from literal catalog rows (pure; unit tests feed MySQL rows here)."""
+    flavor = Flavor.of(flavor, tuple(version) if tuple(version) != (0, 0, 0) else None)
     kinds = {fl.text(fl.get(r, "TABLE_NAME")): (fl.text(fl.get(r, "TABLE_TYPE")) or "")
              for r in rows.get("tables", [])}
     names = sorted(k for k in kinds if k and not is_work_table(k))
@@ -69,8 +126,19 @@ def build_schema(database: str, flavor: str, version: tuple[int, int, int],
     views = {v.name: v for v in _views(database, rows.get("views", [])) if v.name in selected}
     triggers = {t.name: t for t in _triggers(rows.get("triggers", [])) if t.table in base}
     inbound = _inbound_fks(database, rows.get("foreign_keys", []), base, set(kinds))
+    creates = {r["KEY"]: r["CREATE"] for r in rows.get("object_create", [])}
+    routines = routines_from_rows(rows.get("routines", []), rows.get("parameters", []), creates)
+    events = events_from_rows(rows.get("events", []), creates)
     return Schema(database, flavor, tuple(version), tables, views, triggers,  # type: ignore
-                  ignored, inbound)
+                  ignored, inbound, _selected(routines, include, exclude),
+                  _selected(events, include, exclude))
+
+
+def _selected(objects: dict[str, Any], include: Sequence[str],
+              exclude: Sequence[str]) -> dict[str, Any]:
+    """Routines and events are selected by name with the same globs as tables."""
+    keep = set(select_tables(sorted({o.name for o in objects.values()}), include, exclude))
+    return {k: o for k, o in objects.items() if o.name in keep}
 
 
 def _inbound_fks(database: str, rows: Rows, selected: set[str],
@@ -98,13 +166,15 @@ def _group(rows: Iterable[Mapping[str, Any]], names: set[str]) -> dict[str, list
     return out
 
 
-def _tables(database: str, flavor: str, rows: Mapping[str, Rows],
+def _tables(database: str, flavor: Flavor, rows: Mapping[str, Rows],
             names: set[str]) -> dict[str, Table]:
     columns = _group(rows.get("columns", []), names)
     indexes = _group(rows.get("indexes", []), names)
     fks = _group(rows.get("foreign_keys", []), names)
     checks = _group(rows.get("checks", []), names)
     creates = {r["TABLE_NAME"]: r["CREATE"] for r in rows.get("show_create", [])}
+    partitions = _group(rows.get("partitions", []), names)
+    part_creates = {r["TABLE_NAME"]: r["CREATE"] for r in rows.get("partition_create", [])}
     out = {}
     for row in rows.get("tables", []):
         name = fl.text(fl.get(row, "TABLE_NAME")) or ""
@@ -114,12 +184,16 @@ def _tables(database: str, flavor: str, rows: Mapping[str, Rows],
                       fl.check_from_row(c, flavor).clause
                       for c in checks.get(name, []) if fl.is_column_check(c)}
         cols = [fl.column_from_row(c, flavor, col_checks) for c in columns.get(name, [])]
-        if name in creates:
+        if name in creates and fl.needs_show_create(columns.get(name, []), flavor):
             cols = _apply_show_create(cols, creates[name])
         table_checks = [fl.check_from_row(c, flavor) for c in checks.get(name, [])
                         if not fl.is_column_check(c)]
+        using = fl.index_using(creates.get(name, ""))
         out[name] = _table(database, flavor, row, cols, indexes.get(name, []),
-                           fks.get(name, []), table_checks)
+                           fks.get(name, []), table_checks, using)
+        if name in partitions or out[name].partitioned:
+            out[name] = _with_partitioning(out[name], partitions.get(name, []),
+                                           part_creates.get(name))
     return out
 
 
@@ -130,9 +204,10 @@ def _apply_show_create(cols: list[Any], ddl: str) -> list[Any]:
             if c.name in exprs else c for c in cols]
 
 
-def _table(database: str, flavor: str, row: Mapping[str, Any], cols: list[Any],
-           index_rows: list[Any], fk_rows: list[Any], checks: list[Check]) -> Table:
-    indexes = fl.indexes_from_rows(index_rows, flavor)
+def _table(database: str, flavor: Flavor, row: Mapping[str, Any], cols: list[Any],
+           index_rows: list[Any], fk_rows: list[Any], checks: list[Check],
+           using: Mapping[str, str]) -> Table:
+    indexes = fl.indexes_from_rows(index_rows, flavor, using)
     indexes = tuple(sorted(indexes, key=lambda i: (i.kind != "PRIMARY", i.name)))
     by_fk: dict[str, list[Any]] = {}
     for r in fk_rows:
@@ -148,6 +223,15 @@ def _table(database: str, flavor: str, row: Mapping[str, Any], cols: list[Any],
         collation=collation, comment=fl.text(fl.get(row, "TABLE_COMMENT")) or "",
         options=fl.parse_create_options(raw_options),
         partitioned="partitioned" in raw_options.lower())
+
+
+def _with_partitioning(table: Table, rows: list[Any], create_sql: str | None) -> Table:
+    from dataclasses import replace
+    model, unsupported = partitioning_from_rows(rows, create_sql)
+    if model is None and not unsupported:
+        unsupported = ("not supported: partitioning that information_schema.PARTITIONS "
+                       "does not describe",)
+    return replace(table, partitioning=model, unsupported=table.unsupported + unsupported)
 
 
 def _views(database: str, rows: Rows) -> list[View]:

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from dumpload.flavor import Flavor
+from dumpload.schema.partitions import Partitioning
+from dumpload.schema.routines import Event, Routine
 from dumpload.sqltext import quote
 
 
@@ -32,15 +35,16 @@ class Column:
     invisible: bool = False
     check: str | None = None       # MariaDB column-level CHECK clause
 
-    def definition(self, flavor: str = "mariadb") -> str:
+    def definition(self, flavor: Flavor | str = "mariadb") -> str:
         """The column definition as in CREATE TABLE / ADD COLUMN / MODIFY COLUMN."""
+        flavor = Flavor.of(flavor)
         parts = [quote(self.name), self.type]
         if self.charset and self.type != "json":
             parts.append(f"CHARACTER SET {self.charset} COLLATE {self.collation}")
         if self.generated is not None:
             kind = "STORED" if self.stored else "VIRTUAL"
             parts.append(f"GENERATED ALWAYS AS ({self.generated}) {kind}")
-            if not self.nullable and flavor != "mariadb":
+            if not self.nullable and flavor.generated_column_takes_not_null:
                 parts.append("NOT NULL")
         else:
             parts.append("NULL" if self.nullable else "NOT NULL")
@@ -94,24 +98,27 @@ class Index:
     comment: str = ""
     invisible: bool = False
     parser: str | None = None       # FULLTEXT WITH PARSER
+    using: str | None = None        # explicit USING BTREE/HASH/RTREE (from SHOW CREATE TABLE)
 
     @property
     def columns(self) -> tuple[str, ...]:
         return tuple(p.column for p in self.parts if p.column)
 
-    def definition(self, flavor: str = "mariadb") -> str:
+    def definition(self, flavor: Flavor | str = "mariadb") -> str:
         cols = "(" + ", ".join(p.sql() for p in self.parts) + ")"
         head = {"PRIMARY": "PRIMARY KEY", "UNIQUE": f"UNIQUE KEY {quote(self.name)}",
                 "FULLTEXT": f"FULLTEXT KEY {quote(self.name)}",
                 "SPATIAL": f"SPATIAL KEY {quote(self.name)}"}.get(
                     self.kind, f"KEY {quote(self.name)}")
         text = f"{head} {cols}"
+        if self.using:
+            text += f" USING {self.using}"
         if self.parser:
             text += f" WITH PARSER {self.parser}"
         if self.comment:
             text += f" COMMENT {literal(self.comment)}"
         if self.invisible:
-            text += " IGNORED" if flavor == "mariadb" else " INVISIBLE"
+            text += " " + Flavor.of(flavor).invisible_index_keyword
         return text
 
 
@@ -161,6 +168,10 @@ class Table:
     comment: str = ""
     options: tuple[tuple[str, str], ...] = ()   # explicit CREATE_OPTIONS, sorted
     partitioned: bool = False
+    partitioning: Partitioning | None = None
+    # Clauses the model cannot represent ("not supported: ..."): the table's changes are
+    # refused rather than planned without them.
+    unsupported: tuple[str, ...] = ()
 
     def column(self, name: str) -> Column | None:
         return next((c for c in self.columns if c.name == name), None)
@@ -180,14 +191,15 @@ class Table:
             out.append(f"COMMENT={literal(self.comment)}")
         return out
 
-    def create_sql(self, flavor: str = "mariadb", name: str | None = None) -> str:
+    def create_sql(self, flavor: Flavor | str = "mariadb", name: str | None = None) -> str:
         body = [c.definition(flavor) for c in self.columns]
         body += [i.definition(flavor) for i in self.indexes]
         body += [f.definition() for f in self.foreign_keys]
         body += [c.definition() for c in self.checks]
         inner = ",\n  ".join(body)
-        return (f"CREATE TABLE {quote(name or self.name)} (\n  {inner}\n) "
+        text = (f"CREATE TABLE {quote(name or self.name)} (\n  {inner}\n) "
                 + " ".join(self.options_sql()))
+        return text + ("\n" + self.partitioning.clause() if self.partitioning else "")
 
 
 @dataclass(frozen=True)
@@ -238,7 +250,7 @@ def quote_account(account: str) -> str:
 @dataclass(frozen=True)
 class Schema:
     database: str
-    flavor: str = "mariadb"
+    flavor: Flavor = field(default_factory=Flavor)   # a name ("mysql") is turned into one
     version: tuple[int, int, int] = (0, 0, 0)
     tables: dict[str, Table] = field(default_factory=dict)
     views: dict[str, View] = field(default_factory=dict)
@@ -246,3 +258,17 @@ class Schema:
     ignored: tuple[str, ...] = ()   # objects seen but not compared (sequences, ...), why
     # FKs of tables outside the selection that reference selected tables: (table, fk).
     inbound: tuple[tuple[str, ForeignKey], ...] = ()
+    routines: dict[str, Routine] = field(default_factory=dict)   # by "PROCEDURE name"
+    events: dict[str, Event] = field(default_factory=dict)       # by "EVENT name"
+
+    def object_counts(self) -> dict[str, int]:
+        """How many of each kind of object the schema holds (`verify` compares these)."""
+        kinds = [r.kind.lower() for r in self.routines.values()]
+        return {"tables": len(self.tables), "views": len(self.views),
+                "triggers": len(self.triggers), "procedures": kinds.count("procedure"),
+                "functions": kinds.count("function"), "events": len(self.events)}
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.flavor, Flavor) or self.version != (0, 0, 0):
+            object.__setattr__(self, "flavor", Flavor.of(
+                self.flavor, tuple(self.version) if self.version != (0, 0, 0) else None))

@@ -10,10 +10,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+# The sql_mode DDL runs under: strict, so an ALTER that would truncate or convert existing
+# values fails instead of silently changing rows.
+APPLY_SQL_MODE = "STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION"
+
 # Global order of steps. FKs and triggers go first, so no later change trips over them;
 # tables before the constraints and views that need them; views before triggers.
-PHASES = ("drop_trigger", "drop_view", "drop_constraint", "create_table", "alter_table",
-          "rebuild_table", "add_foreign_key", "drop_table", "create_view", "create_trigger")
+PHASES = ("drop_event", "drop_routine", "drop_trigger", "drop_view", "drop_constraint",
+          "create_table", "alter_table", "rebuild_table", "add_foreign_key", "drop_table",
+          "create_routine", "create_view", "create_trigger", "create_event")
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,9 @@ class Step:
     kind: str = ""                # the step's kind, e.g. "rebuild" (several statements)
     statements: tuple[str, ...] = ()
     fallback: tuple[str, ...] = ()   # rebuild statements if the server refuses `sql`
+    # Session variables set around the statement (routines and events are created under
+    # the source's character_set_client, collation_connection and time_zone).
+    context: tuple[tuple[str, str], ...] = ()
 
     @property
     def all_sql(self) -> tuple[str, ...]:
@@ -72,6 +80,20 @@ class Plan:
     allow_unsafe: bool = False
     keep_definer: bool = False
     warnings: tuple[str, ...] = field(default=())
+    # Tables with a clause the model cannot represent ("table: not supported: ..."): the
+    # plan is refused (exit 5) whatever the flags, never applied without the clause.
+    refused: tuple[str, ...] = ()
+    preflight: Any = None      # schema.preflight.Preflight once checked against the target
+
+    def refusals(self) -> list[str]:
+        """Why the preflight refuses this plan (empty: it does not, or did not run)."""
+        return self.preflight.refusals(self.allow_unsafe) if self.preflight else []
+
+    @property
+    def locking(self) -> tuple[Any, ...]:
+        """Costs of statements that block writes to a large table while they run."""
+        return tuple(c for c in self.preflight.costs if c.locks_table) if self.preflight \
+            else ()
 
     @property
     def statements(self) -> tuple[str, ...]:
@@ -83,7 +105,7 @@ class Plan:
 
     @property
     def is_empty(self) -> bool:
-        return not self.differences and not self.steps
+        return not self.differences and not self.steps and not self.refused
 
     @property
     def tables(self) -> tuple[str, ...]:
@@ -101,4 +123,6 @@ class Plan:
             "created_tables": list(self.created_tables),
             "dropped_tables": list(self.dropped_tables),
             "warnings": list(self.warnings),
+            "preflight": self.preflight.to_dict() if self.preflight else None,
+            "refused": list(self.refused),
         }

@@ -1,11 +1,16 @@
-"""Is a column change safe? Widening keeps every value; narrowing, dropping ENUM/SET values,
-charset changes and changes across type families may lose data. Pure."""
+"""Every safety verdict of the structure plan, in one place: (safe, reason) per change.
+
+Widening keeps every value; narrowing, dropping ENUM/SET values, charset changes that may
+lose characters or overflow byte limits, and changes across type families may lose data.
+Dropping a table or a stored column, turning a stored column into a generated one (or
+back), changing the engine and dropping a foreign key that cannot be re-created lose data
+or behaviour. `diff` asks here; it decides nothing about safety itself. Pure."""
 
 from __future__ import annotations
 
 import re
 
-from dumpload.schema.model import Column
+from dumpload.schema.model import Column, Table
 
 _INT_BYTES = {"tinyint": 1, "smallint": 2, "mediumint": 3, "int": 4, "integer": 4, "bigint": 8}
 _TEXT_SIZE = {"tinytext": 1, "text": 2, "mediumtext": 3, "longtext": 4, "json": 4}
@@ -13,6 +18,17 @@ _BLOB_SIZE = {"tinyblob": 1, "blob": 2, "mediumblob": 3, "longblob": 4}
 _STRING_MAX = {"tinytext": 255, "text": 65535, "mediumtext": 16777215, "longtext": 4294967295}
 # Charsets every value of which utf8mb4 can hold.
 _TO_UTF8MB4 = {"ascii", "latin1", "utf8mb3", "utf8", "ucs2", "utf16", "utf16le", "utf32"}
+# How many bytes one byte of text in that charset can become in utf8mb4 (worst case):
+# latin1 is cp1252 in MySQL, whose 0x80 is U+20AC, three bytes in UTF-8; a UCS-2/UTF-16
+# code unit of two bytes becomes at most three.
+_UTF8MB4_GROWTH = {"ascii": 1.0, "latin1": 3.0, "utf8mb3": 1.0, "utf8": 1.0, "utf8mb4": 1.0,
+                   "ucs2": 1.5, "utf16": 1.5, "utf16le": 1.5, "utf32": 1.0}
+# Bytes per character at most (the server's mbmaxlen); unlisted single-byte charsets: 1.
+MBMAXLEN = {"utf8mb4": 4, "utf8mb3": 3, "utf8": 3, "ucs2": 2, "utf16": 4, "utf16le": 4,
+            "utf32": 4, "gbk": 2, "big5": 2, "sjis": 2, "cp932": 2, "euckr": 2, "gb2312": 2,
+            "ujis": 3, "eucjpms": 3, "gb18030": 4}
+ROW_LIMIT = 65535          # bytes of all VARCHAR columns of a row (MySQL/MariaDB)
+KEY_PART_LIMIT = 3072      # bytes of an InnoDB index key (DYNAMIC/COMPRESSED row format)
 
 
 def _parse(ctype: str) -> tuple[str, list[str], bool]:
@@ -127,6 +143,7 @@ def _float_change(ob, oa, ou, nb, na, nu) -> tuple[bool, str] | None:  # noqa: A
 
 
 def charset_change_safety(old: str | None, new: str | None) -> tuple[bool, str]:
+    """Can every character of `old` be written in `new`? (Byte limits: `_byte_limits`.)"""
     if old == new or old is None or new is None:
         return True, ""
     if new == "utf8mb4" and old in _TO_UTF8MB4:
@@ -134,16 +151,63 @@ def charset_change_safety(old: str | None, new: str | None) -> tuple[bool, str]:
     return False, f"charset change {old} → {new} may lose characters"
 
 
-def column_change_safety(old: Column, new: Column) -> tuple[bool, str]:
-    """(safe, reason) for turning the target's `old` column into the source's `new`."""
+def mbmaxlen(charset: str | None) -> int:
+    return MBMAXLEN.get(charset or "", 1)
+
+
+def _byte_limits(old: Column, new: Column, table: Table | None) -> str | None:
+    """Why the new column cannot provably hold every old value in bytes, or None.
+
+    TEXT types count bytes: latin1 TEXT → utf8mb4 TEXT can overflow 65535 bytes. VARCHAR
+    counts characters, but a row's VARCHARs share 65535 bytes and an index key part has at
+    most 3072 (Skeema's rules)."""
+    if old.charset == new.charset or not new.charset or not old.charset:
+        return None
+    ob, oa, _ = _parse(old.type)
+    nb, na, _ = _parse(new.type)
+    if ob in _STRING_MAX and nb in _STRING_MAX:
+        growth = _UTF8MB4_GROWTH.get(old.charset, float(mbmaxlen(new.charset))) \
+            if new.charset == "utf8mb4" else float(mbmaxlen(new.charset))
+        if _STRING_MAX[ob] * growth > _STRING_MAX[nb]:
+            return (f"{old.charset} {ob} → {new.charset} {nb}: a full value can need "
+                    f"{int(_STRING_MAX[ob] * growth)} bytes, more than {nb}'s {_STRING_MAX[nb]}")
+    if nb in ("varchar", "char") and na:
+        chars = int(na[0])
+        if chars * mbmaxlen(new.charset) > ROW_LIMIT:
+            return (f"{nb}({chars}) in {new.charset} needs up to {chars * mbmaxlen(new.charset)} "
+                    f"bytes, over the {ROW_LIMIT}-byte row limit")
+        return _key_limit(new, chars, table)
+    return None
+
+
+def _key_limit(new: Column, chars: int, table: Table | None) -> str | None:
+    for index in table.indexes if table else ():
+        if index.kind in ("FULLTEXT", "SPATIAL"):
+            continue
+        for part in index.parts:
+            if part.column == new.name:
+                size = (part.sub_part or chars) * mbmaxlen(new.charset)
+                if size > KEY_PART_LIMIT:
+                    return (f"index {index.name} on {new.name} would need {size} bytes in "
+                            f"{new.charset}, over InnoDB's {KEY_PART_LIMIT}-byte key limit")
+    return None
+
+
+def column_change_safety(old: Column, new: Column,
+                         table: Table | None = None) -> tuple[bool, str]:
+    """(safe, reason) for turning the target's `old` column into the source's `new`;
+    `table` is the new table (for index key limits)."""
     reasons = []
     safe, why = type_change_safety(old.type, new.type)
     if why:
         reasons.append(why)
     if old.type != "json" and new.type != "json":
         ok, cwhy = charset_change_safety(old.charset, new.charset)
-        safe = safe and ok
-        if cwhy:
+        overflow = _byte_limits(old, new, table) if ok else None
+        safe = safe and ok and overflow is None
+        if overflow:
+            reasons.append(overflow)
+        elif cwhy:
             reasons.append(cwhy)
     if old.collation != new.collation and old.charset == new.charset:
         reasons.append(f"collation {old.collation} → {new.collation}")
@@ -159,3 +223,43 @@ def column_change_safety(old: Column, new: Column) -> tuple[bool, str]:
     if not old.nullable and new.nullable:
         reasons.append("NOT NULL → NULL")
     return safe, "; ".join(reasons) or "column definition changed"
+
+
+Verdict = tuple[bool, str]
+
+
+def drop_table_safety(table: Table) -> Verdict:
+    return False, "table only in target: dropping loses its rows"
+
+
+def drop_column_safety(col: Column) -> Verdict:
+    if col.generated is not None:
+        return True, "drop generated column"
+    return False, ("column only in target: dropping loses its values (a rename looks like "
+                   "this too)")
+
+
+def recreate_column_safety(old: Column, new: Column) -> Verdict:
+    """A column dropped and added again (a generated column's definition changes)."""
+    if old.generated is None:
+        return False, "stored column becomes generated: its current values are lost"
+    if new.generated is None:
+        return False, "generated column becomes stored: computed values are not kept"
+    return True, "generated column re-created (values are computed)"
+
+
+def engine_change_safety(old: str | None, new: str | None) -> Verdict:
+    return False, (f"engine change {old} → {new} rebuilds the table and may drop features "
+                   "(foreign keys, transactions, fulltext)")
+
+
+def outside_fk_safety(child: str, parent: str, fits: bool) -> Verdict:
+    """A FK of a table outside the selection, dropped around a change of its parent."""
+    if fits:
+        return True, f"re-created around a change of {parent}"
+    return False, (f"{child} is outside the selection and its columns no longer match the new "
+                   f"type of {parent}: the foreign key is dropped")
+
+
+def drop_partition_safety(why: str) -> Verdict:
+    return False, f"dropping a partition deletes its rows ({why})"

@@ -1,0 +1,164 @@
+"""Turn a backup's dump text into what a restore through work tables needs. Pure.
+
+A restore never replays a table's DDL on the live name: it reads the table's
+`CREATE TABLE` from the backup (`extract_create`), renames it to a work table
+(`work_definition`: foreign keys and secondary indexes taken out, to be added at the swap
+and after the load), and streams the table's `INSERT` statements into the work table
+(`InsertRenamer`: only the statement prefix changes; rows never hold a raw newline, since
+the dump tools escape it, so a line starting `INSERT INTO \\`t\\` VALUES` is a statement).
+Triggers (`parse_triggers`), views (`view_statement`) and routines/events keep their
+text, with DEFINER rewritten to CURRENT_USER so an account without SUPER/SET USER can
+restore them. No I/O here: restore.py feeds frames in and runs what comes out.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from dumpload.sqltext import quote
+
+_CREATE = re.compile(rb"^CREATE TABLE (`(?:[^`]|``)+`) \(\n", re.M)
+_INDEX_LINE = re.compile(r"^\s*(UNIQUE KEY|KEY|INDEX|UNIQUE INDEX)\s")
+_FK_LINE = re.compile(r"^\s*CONSTRAINT\s+`(?:[^`]|``)+`\s+FOREIGN KEY\s")
+_AUTO_COL = re.compile(r"^\s*`((?:[^`]|``)+)`\s.*\bAUTO_INCREMENT\b")
+_REFERENCES = re.compile(r"\bREFERENCES\s+(`(?:[^`]|``)+`)(?:\.(`(?:[^`]|``)+`))?")
+_DEFINER = re.compile(rb"DEFINER=(?:`(?:[^`]|``)*`|'[^']*'|\w+)@(?:`(?:[^`]|``)*`|'[^']*'|"
+                      rb"[\w.%-]+)|DEFINER=CURRENT_USER(?:\(\))?")
+_TRIGGER = re.compile(rb"/\*!50003 CREATE\*/ (?:/\*!50017 (DEFINER=.*?)\s*\*/ )?"
+                      rb"/\*!50003 (.*?)\s*\*/;;(?=\r?\n)", re.S)
+_VIEW = re.compile(rb"/\*!50001 CREATE (ALGORITHM=\w+) \*/\s*\n"
+                   rb"(?:/\*!50013 (?:DEFINER=.*? )?(SQL SECURITY \w+) \*/\s*\n)?"
+                   rb"/\*!50001 (VIEW .*?) \*/;\r?\n", re.S)
+
+
+@dataclass(frozen=True)
+class WorkDefinition:
+    """The work table's CREATE and what is added to it later."""
+
+    create_sql: str                      # CREATE TABLE `work` (...) without FKs, deferred keys
+    index_clauses: list[str] = field(default_factory=list)   # ADD these after the load
+    fk_clauses: list[str] = field(default_factory=list)      # the live table gets these
+    parents: list[str] = field(default_factory=list)         # same-schema tables its FKs name
+
+
+def extract_create(section: bytes) -> str | None:
+    """The `CREATE TABLE` statement in a table's DDL section (None if there is none)."""
+    match = _CREATE.search(section)
+    if not match:
+        return None
+    # Column lines are indented: the first line starting with ")" closes the definition;
+    # the statement runs on (table options, partitioning) to the first line ending in ";".
+    close = section.find(b"\n)", match.end() - 1)
+    end = section.find(b";\n", close) if close >= 0 else -1
+    if end < 0:
+        end = len(section.rstrip()) - 1 if section.rstrip().endswith(b";") else -1
+    if close < 0 or end < 0:
+        return None
+    return section[match.start():end].decode("utf-8")
+
+
+def work_definition(create: str, work: str) -> WorkDefinition:
+    """The backup's CREATE renamed to `work`, FKs out, secondary B-tree indexes deferred.
+
+    FULLTEXT/SPATIAL indexes and the index whose first column is AUTO_INCREMENT stay (the
+    server requires that one; the others gain nothing from deferring).
+    """
+    lines = create.splitlines()
+    auto = next((m.group(1).replace("``", "`") for ln in lines if (m := _AUTO_COL.match(ln))),
+                None)
+    keep, indexes, fks = [], [], []
+    for line in lines[1:]:
+        body = line.strip().rstrip(",")
+        if _FK_LINE.match(line):
+            fks.append(body)
+        elif _INDEX_LINE.match(line) and not (auto and _first_column(body) == auto):
+            indexes.append(body)
+        else:
+            keep.append(line)
+    parents = []
+    for clause in fks:
+        m = _REFERENCES.search(clause)
+        if m and not m.group(2):
+            parents.append(m.group(1)[1:-1].replace("``", "`"))
+    sql = f"CREATE TABLE {quote(work)} (\n" + "\n".join(_fix_commas(keep))
+    return WorkDefinition(sql, indexes, fks, parents)
+
+
+def _first_column(index_clause: str) -> str | None:
+    m = re.search(r"\(`((?:[^`]|``)+)`", index_clause)
+    return m.group(1).replace("``", "`") if m else None
+
+
+def _fix_commas(lines: list[str]) -> list[str]:
+    """After removing definition lines: every definition but the last ends with a comma."""
+    close = next(i for i in range(len(lines) - 1, -1, -1) if lines[i].startswith(")"))
+    defs = [ln.rstrip().rstrip(",") for ln in lines[:close]]
+    return [d + "," for d in defs[:-1]] + defs[-1:] + lines[close:]
+
+
+def rewrite_definer(text: bytes) -> bytes:
+    """Every DEFINER=user@host becomes DEFINER=CURRENT_USER."""
+    return _DEFINER.sub(b"DEFINER=CURRENT_USER", text)
+
+
+def parse_triggers(section: bytes) -> list[str]:
+    """CREATE TRIGGER statements (DEFINER=CURRENT_USER) of a table's section, in order."""
+    out = []
+    for m in _TRIGGER.finditer(section):
+        out.append("CREATE DEFINER=CURRENT_USER " + m.group(2).decode("utf-8"))
+    return out
+
+
+def view_statement(section: bytes) -> str | None:
+    """`CREATE OR REPLACE ... VIEW` from a view's final-structure section."""
+    m = _VIEW.search(section)
+    if not m:
+        return None
+    security = (b" " + m.group(2)) if m.group(2) else b""
+    return (b"CREATE OR REPLACE " + m.group(1) + b" DEFINER=CURRENT_USER" + security + b" "
+            + m.group(3)).decode("utf-8")
+
+
+class InsertRenamer:
+    """Stream filter: keep a table's INSERT statements, renamed to the work table.
+
+    `inside=False` (a whole table section, as older backups hold it): bytes before the
+    first `INSERT INTO` and from the `ENABLE KEYS` line on are dropped, so the section's
+    DDL, LOCK TABLES and triggers never reach the live table. `inside=True` (a row frame,
+    which holds only INSERT statements): everything passes, renamed.
+    """
+
+    def __init__(self, table: str, work: str, *, inside: bool) -> None:
+        q = table.replace("`", "``").encode()
+        self._old = b"\nINSERT INTO `" + q + b"` VALUES"
+        self._new = b"\nINSERT INTO `" + work.replace("`", "``").encode() + b"` VALUES"
+        self._end = b"\n/*!40000 ALTER TABLE `" + q + b"` ENABLE KEYS */;"
+        self._hold = max(len(self._old), len(self._end))
+        self._state = "inside" if inside else "before"
+        self._carry = b"\n"  # a frame starts with its first statement, no newline before it
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = self._carry + chunk
+        if self._state == "done":
+            self._carry = b""
+            return b""
+        if self._state == "before":
+            i = data.find(self._old)
+            if i < 0:
+                self._carry = data[-self._hold:]
+                return b""
+            data, self._state = data[i:], "inside"
+        end = data.find(self._end)
+        if end >= 0:
+            self._state, self._carry = "done", b""
+            return data[:end + 1].replace(self._old, self._new)
+        cut = max(0, len(data) - self._hold)
+        cut = data.rfind(b"\n", 0, cut + 1) if cut else 0
+        cut = max(cut, 0)
+        self._carry = data[cut:]
+        return data[:cut].replace(self._old, self._new)
+
+    def close(self) -> bytes:
+        rest, self._carry = (self._carry if self._state == "inside" else b""), b""
+        return rest.replace(self._old, self._new)

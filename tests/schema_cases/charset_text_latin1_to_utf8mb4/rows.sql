@@ -1,0 +1,1 @@
+INSERT INTO t VALUES (1,'café','x'),(2,NULL,NULL);

@@ -1,0 +1,1 @@
+INSERT INTO t VALUES (1,'café'),(2,REPEAT('x',16000));

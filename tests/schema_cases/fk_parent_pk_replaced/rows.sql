@@ -1,0 +1,3 @@
+INSERT INTO p VALUES (1,'a',1),(2,'b',2);
+INSERT INTO c VALUES (1,1),(2,2);
+INSERT INTO c2 VALUES (1,'a');

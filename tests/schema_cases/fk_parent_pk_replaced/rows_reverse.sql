@@ -1,0 +1,2 @@
+INSERT INTO p VALUES ('a',1);
+INSERT INTO c2 VALUES (1,'a');

@@ -1,0 +1,1 @@
+CREATE TABLE t (id INT PRIMARY KEY, body TEXT, UNIQUE KEY u (body(100)));

@@ -1,0 +1,1 @@
+CREATE TABLE t (id INT PRIMARY KEY, c VARCHAR(20), d INT, KEY k (c) USING HASH, KEY kd (d));

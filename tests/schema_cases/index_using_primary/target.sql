@@ -1,0 +1,1 @@
+CREATE TABLE t (id INT NOT NULL, c INT, PRIMARY KEY (id), UNIQUE KEY u (c));

@@ -1,0 +1,3 @@
+CREATE TABLE stores (id INT NOT NULL, region INT NOT NULL, name VARCHAR(30), PRIMARY KEY (id, region))
+  PARTITION BY LIST (region) (PARTITION north VALUES IN (1, 2, 3), PARTITION south VALUES IN (4, 5),
+  PARTITION west VALUES IN (6, 7, NULL));

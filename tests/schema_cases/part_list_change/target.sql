@@ -1,0 +1,3 @@
+CREATE TABLE stores (id INT NOT NULL, region INT NOT NULL, name VARCHAR(30), PRIMARY KEY (id, region))
+  PARTITION BY LIST (region) (PARTITION north VALUES IN (1, 2), PARTITION south VALUES IN (3, 4, 5),
+  PARTITION east VALUES IN (8, 9));

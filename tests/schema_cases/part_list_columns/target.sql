@@ -1,0 +1,2 @@
+CREATE TABLE prices (country CHAR(2) NOT NULL, tier INT NOT NULL, amount DECIMAL(10,2))
+  PARTITION BY LIST COLUMNS (country, tier) (PARTITION eu VALUES IN (('FR', 1), ('DE', 1)));

@@ -1,0 +1,2 @@
+CREATE TABLE tickets (id INT NOT NULL, status INT NOT NULL, PRIMARY KEY (id, status))
+  PARTITION BY LIST (status) (PARTITION open VALUES IN (0, 1), PARTITION other DEFAULT);

@@ -1,0 +1,2 @@
+CREATE TABLE accounts (id INT NOT NULL, region INT NOT NULL, balance INT, PRIMARY KEY (id, region))
+  PARTITION BY LIST (region) (PARTITION r1 VALUES IN (1), PARTITION r2 VALUES IN (2, 3));

@@ -1,0 +1,2 @@
+CREATE TABLE accounts (id INT NOT NULL, region INT NOT NULL, balance INT, PRIMARY KEY (id))
+  PARTITION BY HASH (id) PARTITIONS 2;

@@ -1,0 +1,1 @@
+CREATE TABLE t (code VARCHAR(10) NOT NULL, v INT, PRIMARY KEY (code));

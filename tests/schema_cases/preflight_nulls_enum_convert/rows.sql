@@ -1,0 +1,1 @@
+INSERT INTO t VALUES (1,'done','10:00:00'),(2,NULL,NULL);

@@ -1,0 +1,1 @@
+CREATE TABLE t (id INT PRIMARY KEY, s ENUM('new','done') NOT NULL, t TIME NOT NULL);

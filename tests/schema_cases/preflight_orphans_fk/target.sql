@@ -1,0 +1,2 @@
+CREATE TABLE p (id INT PRIMARY KEY);
+CREATE TABLE c (id INT PRIMARY KEY, p_id INT, KEY fk_c_p (p_id));

@@ -1,0 +1,1 @@
+CREATE TABLE t (id INT PRIMARY KEY, small INT, pos INT, price DECIMAL(10,2));

@@ -1,0 +1,1 @@
+INSERT INTO t VALUES (1,'short'),(2,REPEAT('é', 40000));

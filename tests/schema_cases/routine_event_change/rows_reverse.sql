@@ -1,0 +1,1 @@
+INSERT INTO stats VALUES ('2024-01-01', 3);

@@ -1,0 +1,8 @@
+CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(50));
+DELIMITER $$
+CREATE PROCEDURE find_item(IN p_name VARCHAR(20))
+BEGIN
+  SELECT id, name FROM items WHERE name = p_name;
+END$$
+DELIMITER ;
+CREATE PROCEDURE same_one() SELECT 1;

@@ -1,0 +1,5 @@
+CREATE TABLE t (id INT PRIMARY KEY, code VARCHAR(3));
+SET sql_mode = 'ANSI_QUOTES';
+CREATE PROCEDURE label(IN p_id INT) SELECT "code" || '!' AS label FROM "t" WHERE "id" = p_id;
+SET sql_mode = '';
+CREATE FUNCTION shout(s VARCHAR(10)) RETURNS VARCHAR(20) DETERMINISTIC RETURN s || '!';

@@ -1,0 +1,124 @@
+"""Preflight against real servers: a plan never half-applies, and ALTERs say what they cost.
+
+- A plan whose third statement would fail on the target's rows is refused before its
+  first statement runs; every table's SHOW CREATE and every row are as before, and the
+  scratch schema of the rehearsal is gone.
+- A plan the rows allow but the server would refuse is caught by the rehearsal.
+- Each ALTER shows the algorithm the server will use; large tables get an estimate, are
+  altered with ALGORITHM=INPLACE, LOCK=NONE where the server allows it, and statements that
+  block writes are listed as such.
+Pure query building is tested too (no server).
+"""
+
+from __future__ import annotations
+
+import json
+
+from dumpload.schema.checks import data_checks, fill_value
+from dumpload.schema.model import Column, Index, IndexPart, Schema, Table
+from tests.support import TestEnv
+from tests.test_schema_cases import show_creates, snapshot
+
+
+def scratch_schemas(env: TestEnv) -> list:
+    return env.target.sql(None, "SHOW DATABASES LIKE '\\_dl\\_rehearsal%'")
+
+
+def test_plan_failing_at_third_statement_is_refused_before_the_first(env: TestEnv) -> None:
+    env.src("CREATE TABLE a (id INT PRIMARY KEY, x INT, y INT)",
+            "CREATE TABLE b (id INT PRIMARY KEY, note VARCHAR(10))",
+            "CREATE TABLE c (id INT PRIMARY KEY, code VARCHAR(5), UNIQUE KEY u_code (code))")
+    env.dst("CREATE TABLE a (id INT PRIMARY KEY, x INT)",
+            "CREATE TABLE b (id INT PRIMARY KEY)",
+            "CREATE TABLE c (id INT PRIMARY KEY, code VARCHAR(5))",
+            "INSERT INTO a VALUES (1, 1)", "INSERT INTO b VALUES (1)",
+            "INSERT INTO c VALUES (1, 'x'), (2, 'x'), (3, NULL)")
+    doc = json.loads(env.run("analyze", "--json").stdout)
+    assert [s.split("`")[1] for s in doc["statements"]] == ["a", "b", "c"]
+    creates = show_creates(env.target, env.database)
+    types = {(t, c): None for t, c in [("a", "id"), ("a", "x"), ("b", "id"), ("c", "id"),
+                                       ("c", "code")]}
+    rows = snapshot(env.target, env.database, types)
+    result = env.run("structure", "--yes", "--no-backup", "--allow-unsafe")
+    assert result.exit_code == 5, result.output
+    assert "c.code: 2 row(s) with duplicate rows under the new unique key u_code" in \
+        result.output
+    assert "[1/" not in result.output              # not one statement was run
+    assert show_creates(env.target, env.database) == creates
+    assert snapshot(env.target, env.database, types) == rows
+    assert not scratch_schemas(env)
+
+
+def test_rehearsal_failure_refuses_with_the_servers_error(env: TestEnv) -> None:
+    # A new table whose FK points at a column the target lacks and the plan never adds
+    # (the parent is outside the selection): only the server can tell.
+    env.src("CREATE TABLE parent (id INT PRIMARY KEY, k INT, UNIQUE KEY (k))",
+            "CREATE TABLE child (id INT PRIMARY KEY, pk INT, "
+            "CONSTRAINT fk_k FOREIGN KEY (pk) REFERENCES parent (k))")
+    env.dst("CREATE TABLE parent (id INT PRIMARY KEY)")
+    env.write_config(structure_tables=["child"])
+    result = env.run("structure", "--yes", "--no-backup")
+    assert result.exit_code == 5, result.output
+    assert "rehearsal failed" in result.output
+    assert env.dst("SHOW TABLES LIKE 'child'") == []
+    assert not scratch_schemas(env)
+
+
+def test_alters_say_algorithm_and_estimate(env: TestEnv) -> None:
+    env.write_config(large_table_mb=1)
+    env.src("CREATE TABLE big (id INT PRIMARY KEY, a INT, note VARCHAR(100), b INT, "
+            "KEY ka (a))",
+            "CREATE TABLE wide (id INT PRIMARY KEY, v BIGINT)",
+            "CREATE TABLE tiny (id INT PRIMARY KEY, z INT)")
+    env.dst("CREATE TABLE big (id INT PRIMARY KEY, a INT, note VARCHAR(100))",
+            "CREATE TABLE wide (id INT PRIMARY KEY, v INT)",
+            "CREATE TABLE tiny (id INT PRIMARY KEY)",
+            "INSERT INTO big SELECT seq, seq MOD 100, REPEAT('n', 60) FROM seq_1_to_60000",
+            "INSERT INTO wide SELECT seq, seq FROM seq_1_to_60000",
+            "ANALYZE TABLE big", "ANALYZE TABLE wide")
+    dry = env.run("structure", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    out = dry.output
+    # add column + add index: online on a large table, said and enforced
+    assert "ADD KEY `ka` (`a`), ALGORITHM=INPLACE, LOCK=NONE;" in out
+    assert "-- INPLACE, LOCK=NONE; big:" in out and "estimated" in out
+    # a type change is a copy: the table is locked, and the plan says so
+    assert "-- COPY, LOCK=SHARED; wide:" in out and "writes to wide blocked" in out
+    assert "LOCKS wide: ALGORITHM=COPY blocks writes" in out
+    assert "-- INSTANT, LOCK=NONE\n" in out     # tiny: small, no estimate
+    doc = json.loads(env.run("sync", "--dry-run", "--json").stdout)
+    costs = {c["table"]: c for c in doc["structure"]["preflight"]["costs"]}
+    assert costs["wide"]["locks_table"] and costs["wide"]["estimated_seconds"] is not None
+    assert costs["big"]["algorithm"] == "INPLACE" and not costs["big"]["locks_table"]
+    # no terminal: the locking statements cannot be confirmed without --yes
+    assert env.run("structure").exit_code == 2
+    applied = env.run("structure", "--yes", "--no-backup")
+    assert applied.exit_code == 0, applied.output
+    assert env.run("analyze").exit_code == 0
+    assert not scratch_schemas(env)
+
+
+# --- pure ---------------------------------------------------------------------------------
+
+def test_checks_built_from_the_models() -> None:
+    old = Table("t", (Column("id", "int", nullable=False), Column("a", "varchar(20)"),
+                      Column("n", "int"), Column("e", "enum('x','y','z')")),
+                (Index("PRIMARY", "PRIMARY", (IndexPart("id"),)),))
+    new = Table("t", (Column("id", "int", nullable=False),
+                      Column("a", "varchar(5)", nullable=False),
+                      Column("n", "tinyint unsigned"), Column("e", "enum('x','z')")),
+                (Index("PRIMARY", "PRIMARY", (IndexPart("id"),)),
+                 Index("ua", "UNIQUE", (IndexPart("a"),))))
+    checks = data_checks(Schema("db", tables={"t": new}), Schema("db", tables={"t": old}))
+    kinds = {(c.check, c.column): c for c in checks}
+    assert set(kinds) == {("nulls", "a"), ("too_long", "a"), ("out_of_range", "n"),
+                          ("removed_value", "e"), ("duplicates", "a")}
+    assert kinds[("nulls", "a")].fix_sql == "UPDATE `t` SET `a` = '' WHERE `a` IS NULL"
+    assert kinds[("out_of_range", "n")].fix_sql.startswith(
+        "UPDATE `t` SET `n` = LEAST(GREATEST(`n`, 0), 255)")
+    assert kinds[("removed_value", "e")].fix_sql == \
+        "UPDATE `t` SET `e` = NULL WHERE `e` IN ('y')"
+    assert kinds[("duplicates", "a")].fix_sql is None
+    assert fill_value(Column("d", "datetime(3)", nullable=False)) == "'0000-00-00 00:00:00'"
+    assert fill_value(Column("j", "json", nullable=False)) is None
+    assert fill_value(Column("s", "varchar(3)", nullable=False, default="'x'")) == "'x'"
