@@ -76,7 +76,9 @@ def test_doctor_reports_missing_privileges(env: TestEnv) -> None:
         assert not checks["privileges"]["ok"] and "ALTER" in checks["privileges"]["detail"]
         fix = checks["privileges"]["hint"]
         assert fix.startswith("GRANT ") and f"TO '{user}'@'%';" in fix
-        env.target.sql(None, fix)  # the fix column is SQL the server runs as it is
+        for statement in fix.split(";"):  # the fix column is SQL the server runs as it is
+            if statement.strip():
+                env.target.sql(None, statement)
         result = env.run("doctor", "--env", "production", "--json")
         assert result.exit_code == 0, result.stdout
         assert all(c["ok"] for c in json.loads(result.stdout))
