@@ -203,14 +203,17 @@ def match_tables(names: Sequence[str], include: Iterable[str], exclude: Iterable
 
     A `--tables` or configured pattern that matches nothing is a mistake (a typo, the wrong
     environment), never a success that did nothing: it raises `UsageError` (exit 2)
-    listing what `where` (e.g. "production", "export /tmp/x") does have.
+    listing what `where` (e.g. "production", "export /tmp/x") does have. `*` alone is
+    exempt: it asks for whatever there is, which may be nothing.
     """
     include, exclude = list(include), list(exclude)
-    for pattern in include:
+    # '*' means "whatever there is": an empty schema (or one of routines only) is no typo.
+    named = [p for p in include if p.strip("*")]
+    for pattern in named:
         if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
             raise no_table_matches(pattern, names, where)
     selected = select_tables(names, include, exclude)
-    if include and not selected:  # they all matched, but only excluded tables
+    if named and not selected:  # they all matched, but only excluded tables
         raise UsageError(f"every table matching {', '.join(map(repr, include))} on {where} is "
                          "excluded by replication.exclude_tables",
                          hint="drop them from exclude_tables, or pick other tables")

@@ -213,3 +213,11 @@ def test_export_into_a_file_path(env: TestEnv, tmp_path: Path) -> None:
     result = env.run("export", "--env", "development", "--out", str(target))
     assert result.exit_code == 6 and "Traceback" not in result.stderr + result.stdout
     assert result.stderr.count("error:") == 1
+
+
+def test_a_bare_star_on_an_empty_database_is_not_an_error(env: TestEnv) -> None:
+    env.write_config(data_tables=["*"])
+    for args in (("analyze",), ("verify",), ("sync", "--yes")):
+        result = env.run(*args)
+        assert result.exit_code == 0, (args, result.stdout + result.stderr)
+    assert env.run("analyze", "--tables", "t*").exit_code == 2
