@@ -43,6 +43,7 @@ _SETTINGS_TYPES: dict[str, type | tuple[type, ...]] = {
     "backup_dir": str, "log_dir": str, "backup_retention_days": int, "max_backups": int,
     "batch_size": int, "threads": int, "log_level": str, "connection_timeout": int,
     "retry_attempts": int, "compression_level": int,
+    "lock_wait_timeout": int, "lock_wait_total": int,
     "keep_daily": int, "keep_weekly": int, "keep_monthly": int,
     "large_table_mb": (int, float),
 }
@@ -57,12 +58,14 @@ SETTINGS_BOUNDS: dict[str, tuple[int, int]] = {
     "max_backups": (1, 1_000_000), "backup_retention_days": (0, 36_500),
     "compression_level": (1, 19), "keep_daily": (0, 100_000), "keep_weekly": (0, 100_000),
     "keep_monthly": (0, 100_000), "large_table_mb": (0, 1_000_000_000),
+    "lock_wait_timeout": (1, 3600), "lock_wait_total": (1, 86_400),
 }
 _BOUND_WHY = {
     "threads": f"at most {MAX_THREADS} parallel workers (each holds server connections)",
     "connection_timeout": "seconds; PyMySQL accepts at most 31536000 (one year)",
     "backup_retention_days": "days; 36500 is a century",
     "compression_level": "zstd levels 1 (fast) to 19 (small)",
+    "lock_wait_timeout": "seconds; application queries queue behind a waiting DDL that long",
 }
 _ENV_NAME = re.compile(r"\w[\w.@+-]*")
 _NON_EMPTY = ("host", "database", "socket", "charset", "password_env", "password_file",
@@ -125,6 +128,8 @@ class Settings:
     connection_timeout: int = 30
     retry_attempts: int = 3
     compression_level: int = 3
+    lock_wait_timeout: int = 5      # seconds one DDL waits for a metadata lock
+    lock_wait_total: int = 300      # seconds a swap keeps retrying before it gives up
     keep_daily: int = 0      # grandfather-father-son retention of full backups; 0 = off
     keep_weekly: int = 0
     keep_monthly: int = 0

@@ -24,6 +24,7 @@ from typing import Any
 
 from dumpload.backup.files import write_json_atomic
 from dumpload.logs import record_backup
+from dumpload.private import make_dirs
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ def in_progress(log_dir: Path, event: dict[str, Any]) -> Iterator[Marker]:
     """Hold a marker for the life of the block. The block records its own outcome; the
     marker is removed however the block ends (a Python exception is not a kill)."""
     folder = log_dir / FOLDER
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_dirs(folder)
     pid = os.getpid()
     doc = {**event, "pid": pid, "pid_started": _start_time(pid), "phase": "starting"}
     n = 0

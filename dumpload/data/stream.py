@@ -18,11 +18,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import subprocess
 import uuid
 from collections.abc import Callable, Sequence
 
 from dumpload.errors import DataError, ToolError
+from dumpload.sqltext import elide_message
 from dumpload.tools import Binary, ClientDefaults, Process, base_argv, widen_pipe
 
 log = logging.getLogger(__name__)
@@ -166,6 +168,18 @@ def _find_marker(buffer: bytes, marker: bytes) -> int:
     return at + 1 if at >= 0 else -1
 
 
+# Server errors a later attempt may not meet (the client prints `ERROR <code> ...`).
+TRANSIENT_CODES = {1205, 1213, 2002, 2003, 2006, 2013, 1040, 1053}
+
+
+def transient(stderr: str) -> bool:
+    """Whether a failed client's stderr may be worth another attempt: a transient server
+    error, or no server error at all (killed, crashed). Access denied, local_infile
+    disabled, unknown column, duplicate key and the like are permanent."""
+    codes = [int(c) for c in re.findall(r"\bERROR (\d+)", stderr)]
+    return not codes or all(c in TRANSIENT_CODES for c in codes)
+
+
 class Loader:
     """One target client running one LOAD DATA from its stdin.
 
@@ -190,8 +204,9 @@ class Loader:
         first = self.proc.stdout.readline()
         if not first.strip().isdigit():
             self.proc.kill()
-            raise LoadFailed(f"{what}: the target client did not start: {self._error()}",
-                             retryable=True)
+            error = self._error()
+            raise LoadFailed(f"{what}: the target client did not start: {error}",
+                             retryable=transient(error))
         self.connection_id = int(first)
 
     @property
@@ -217,13 +232,14 @@ class Loader:
         try:
             self.proc.check()
         except ToolError as exc:
-            raise LoadFailed(f"{self.what}: {exc.stderr or exc}", retryable=True) from None
+            raise LoadFailed(f"{self.what}: {exc.stderr or exc}",
+                             retryable=transient(exc.stderr or "")) from None
         lines = out.decode("utf-8", "replace").strip().splitlines()
         if lines and lines[-1].startswith("Bytes_received\t"):
             self.wire_bytes = _status_value(lines.pop().encode(), "Bytes_received")
         rows, warnings = (int(x) for x in lines[0].split("\t")[:2])
         if warnings:
-            detail = "; ".join(" ".join(w.split("\t")[1:]) for w in lines[1:6])
+            detail = "; ".join(elide_message(" ".join(w.split("\t")[1:])) for w in lines[1:6])
             raise LoadFailed(f"{self.what}: the server reported {warnings} warning(s) while "
                              f"loading: {detail}", retryable=False,
                              hint="the target table must have the source's structure: "
