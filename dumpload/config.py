@@ -45,7 +45,7 @@ _SETTINGS_TYPES: dict[str, type | tuple[type, ...]] = {
     "retry_attempts": int, "compression_level": int,
     "lock_wait_timeout": int, "lock_wait_total": int,
     "keep_daily": int, "keep_weekly": int, "keep_monthly": int,
-    "large_table_mb": (int, float),
+    "large_table_mb": (int, float), "in_place_max_mb": (int, float),
 }
 # The CLI's --threads limit and the settings' one; at run time the servers'
 # max_connections bounds it further (`dumpload.db.usable_threads`).
@@ -59,6 +59,7 @@ SETTINGS_BOUNDS: dict[str, tuple[int, int]] = {
     "compression_level": (1, 19), "keep_daily": (0, 100_000), "keep_weekly": (0, 100_000),
     "keep_monthly": (0, 100_000), "large_table_mb": (0, 1_000_000_000),
     "lock_wait_timeout": (1, 3600), "lock_wait_total": (1, 86_400),
+    "in_place_max_mb": (0, 1_000_000),
 }
 _BOUND_WHY = {
     "threads": f"at most {MAX_THREADS} parallel workers (each holds server connections)",
@@ -134,6 +135,7 @@ class Settings:
     keep_weekly: int = 0
     keep_monthly: int = 0
     large_table_mb: float = 256     # structure: ALTERs of bigger tables get an estimate
+    in_place_max_mb: float = 16     # data: smaller tables are replaced in one transaction
 
 
 @dataclass(frozen=True)

@@ -221,12 +221,14 @@ class _Connection(pymysql.connections.Connection):
 
 def connect(env: DatabaseConfig, settings: Settings, *, database: bool = True,
             autocommit: bool = True, sql_mode: str = SQL_MODE,
-            read_timeout: int | None = None) -> Session:
+            read_timeout: int | None = None, local_infile: bool = False) -> Session:
     """Open a session to `env`, retried per settings; raise `ConnectError` (exit 4) on failure.
 
     With `database=False` no default schema is selected (for creating it, or for doctor).
+    `local_infile`: the session may answer `LOAD DATA LOCAL` (only the data copy's loaders).
     """
     kwargs = _connect_kwargs(env, settings, database, autocommit, read_timeout)
+    kwargs["local_infile"] = local_infile
     init = f"SET time_zone='+00:00', NAMES utf8mb4, sql_mode='{sql_mode}'"
     kwargs["init_command"] = init
     try:

@@ -327,8 +327,9 @@ def copy_mode_options(fn: Any) -> Any:
                       "are not blocked). Without it, a table written to during its copy is "
                       "not swapped and the command exits 6.")(fn)
     return click.option("--full", is_flag=True,
-                        help="Copy whole tables. Every copy is whole today; the flag is "
-                        "accepted so that runbooks can pin the behaviour.")(fn)
+                        help="Copy whole tables: no delta copy (by default a large table "
+                        "whose key ranges mostly match has only its differing ranges "
+                        "replaced).")(fn)
 
 
 def yes_option(fn: Any) -> Any:
