@@ -98,6 +98,23 @@ def test_alters_say_algorithm_and_estimate(env: TestEnv) -> None:
     assert not scratch_schemas(env)
 
 
+def test_parent_column_dropped_under_an_outside_child_fk(env: TestEnv) -> None:
+    # The child is outside the selection; its FK references a column the source drops.
+    env.src("CREATE TABLE p (code VARCHAR(5) PRIMARY KEY)")
+    env.dst("CREATE TABLE p (id INT NOT NULL, code VARCHAR(5) NOT NULL, PRIMARY KEY (id), "
+            "UNIQUE KEY (code))",
+            "CREATE TABLE outside (id INT PRIMARY KEY, p_id INT, "
+            "CONSTRAINT fk_out FOREIGN KEY (p_id) REFERENCES p (id))",
+            "INSERT INTO p VALUES (1, 'a')", "INSERT INTO outside VALUES (1, 1)")
+    env.write_config(structure_tables=["p"])
+    refused = env.run("structure", "--yes", "--no-backup")
+    assert refused.exit_code == 5 and "fk_out" in refused.output, refused.output
+    result = env.run("structure", "--yes", "--no-backup", "--allow-unsafe")
+    assert result.exit_code == 0, result.output
+    assert "FOREIGN KEY" not in env.dst("SHOW CREATE TABLE outside")[0][1]
+    assert env.dst("SELECT code FROM p") == [("a",)]
+
+
 # --- pure ---------------------------------------------------------------------------------
 
 def test_checks_built_from_the_models() -> None:

@@ -224,6 +224,9 @@ def affected_tables(plan: Plan, target: Schema) -> list[str]:
                 out.add(fk.ref_table)
             if fk.ref_table in touched:
                 out.add(name)
+    for name, fk in target.inbound:   # children outside the selection
+        if fk.ref_table in touched:
+            out.add(name)
     for step in plan.steps:  # new tables' FKs to existing ones
         if step.phase == "create_table":
             out |= {t for t in target.tables if f"REFERENCES {quote(t)}" in step.sql}
