@@ -35,6 +35,7 @@ def test_plan_failing_at_third_statement_is_refused_before_the_first(env: TestEn
             "INSERT INTO c VALUES (1, 'x'), (2, 'x'), (3, NULL)")
     doc = json.loads(env.run("analyze", "--json").stdout)
     assert [s.split("`")[1] for s in doc["statements"]] == ["a", "b", "c"]
+    env.target.sql(None, "CREATE DATABASE IF NOT EXISTS `_dl_rehearsal_plan_1000_abcdef`")  # killed
     creates = show_creates(env.target, env.database)
     types = {(t, c): None for t, c in [("a", "id"), ("a", "x"), ("b", "id"), ("c", "id"),
                                        ("c", "code")]}
