@@ -39,6 +39,7 @@ _SETTINGS_TYPES: dict[str, type | tuple[type, ...]] = {
     "backup_dir": str, "log_dir": str, "backup_retention_days": int, "max_backups": int,
     "batch_size": int, "threads": int, "log_level": str, "connection_timeout": int,
     "retry_attempts": int, "compression_level": int,
+    "lock_wait_timeout": int, "lock_wait_total": int,
     "keep_daily": int, "keep_weekly": int, "keep_monthly": int,
     "large_table_mb": (int, float),
 }
@@ -99,6 +100,8 @@ class Settings:
     connection_timeout: int = 30
     retry_attempts: int = 3
     compression_level: int = 3
+    lock_wait_timeout: int = 5      # seconds one DDL waits for a metadata lock
+    lock_wait_total: int = 300      # seconds a swap keeps retrying before it gives up
     keep_daily: int = 0      # grandfather-father-son retention of full backups; 0 = off
     keep_weekly: int = 0
     keep_monthly: int = 0
@@ -351,7 +354,8 @@ def _parse_settings(path: Path, base: Path, raw: dict[str, Any]) -> Settings:
     _check_keys(path, "settings.", raw, _SETTINGS_TYPES)
     for key, value in raw.items():
         _expect(path, f"settings.{key}", value, _SETTINGS_TYPES[key])
-    for key in ("threads", "batch_size", "connection_timeout", "retry_attempts", "max_backups"):
+    for key in ("threads", "batch_size", "connection_timeout", "retry_attempts", "max_backups",
+                "lock_wait_timeout", "lock_wait_total"):
         if key in raw and raw[key] < 1:
             raise ConfigError(f"{path}: 'settings.{key}' must be at least 1, got {raw[key]}")
     for key in ("backup_retention_days", "keep_daily", "keep_weekly", "keep_monthly",
@@ -360,6 +364,11 @@ def _parse_settings(path: Path, base: Path, raw: dict[str, Any]) -> Settings:
             raise ConfigError(f"{path}: 'settings.{key}' must not be negative, got {raw[key]}")
     if "compression_level" in raw and not 1 <= raw["compression_level"] <= 19:
         raise ConfigError(f"{path}: 'settings.compression_level' must be between 1 and 19")
+    if raw.get("lock_wait_timeout", 1) > 3600:
+        raise ConfigError(f"{path}: 'settings.lock_wait_timeout' must be at most 3600 s: "
+                          "application queries queue behind a waiting DDL that long")
+    if raw.get("lock_wait_total", 1) > 86400:
+        raise ConfigError(f"{path}: 'settings.lock_wait_total' must be at most 86400 s")
     level = raw.get("log_level", "INFO").upper()
     if level not in _LOG_LEVELS:
         raise ConfigError(f"{path}: 'settings.log_level' must be one of {', '.join(_LOG_LEVELS)}",

@@ -120,6 +120,14 @@ class Session:
         self.close()
 
 
+def fresh_table_stats(session: Session) -> None:
+    """Make `information_schema.TABLES` (UPDATE_TIME, sizes) current for this session:
+    MySQL 8 caches them for a day by default (`information_schema_stats_expiry`);
+    MariaDB never caches them."""
+    if not session.server.is_mariadb:
+        session.execute("SET SESSION information_schema_stats_expiry = 0")
+
+
 def is_transient(exc: BaseException) -> bool:
     """Errors that a later attempt may not meet: connection loss, deadlock, lock wait."""
     return (isinstance(exc, pymysql.err.OperationalError | pymysql.err.InternalError)

@@ -20,6 +20,7 @@ from pathlib import Path
 from dumpload import privileges
 from dumpload.config import Config, DatabaseConfig
 from dumpload.db import Session, connect
+from dumpload.definers import current_account, may_set_definer
 from dumpload.errors import DumpLoadError
 from dumpload.private import make_dirs, readable_by_others
 from dumpload.tools import find_binary, wire_compression
@@ -68,6 +69,7 @@ def check_environment(config: Config, env: DatabaseConfig) -> list[Check]:
         checks.append(check_privileges(session, role))
         if role == "target":
             checks.append(check_local_infile(session))
+            checks.append(check_definers(session))
         checks += check_binaries(env.name, session.server.flavor)
         checks.append(check_compression(session))
     return checks
@@ -87,6 +89,28 @@ def check_privileges(session: Session, role: str) -> Check:
     return Check(env.name, "privileges", False, detail,
                  privileges.grant_statements(missing, env.database, user)
                  + " (or grant them through a role that is active by default)")
+
+
+def check_definers(session: Session) -> Check:
+    """Objects on the target defined by another account: fine (dumpload recreates them as
+    this account), unless `--keep-definer` is used without the privilege to keep them."""
+    account = current_account(session)
+    rows = session.query(
+        "SELECT CONCAT(LOWER(kind), ' ', name), who FROM ("
+        "SELECT 'TRIGGER' kind, TRIGGER_NAME name, DEFINER who FROM information_schema.TRIGGERS "
+        "WHERE TRIGGER_SCHEMA = DATABASE() UNION ALL SELECT 'VIEW', TABLE_NAME, DEFINER "
+        "FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE() UNION ALL SELECT "
+        "ROUTINE_TYPE, ROUTINE_NAME, DEFINER FROM information_schema.ROUTINES "
+        "WHERE ROUTINE_SCHEMA = DATABASE()) o WHERE who <> %s ORDER BY 1", (account,))
+    if not rows:
+        return Check(session.env.name, "definers", True, f"every object is defined by {account}")
+    listed = ", ".join(f"{r[0]} ({r[1]})" for r in rows[:5]) + (" …" if len(rows) > 5 else "")
+    if may_set_definer(session):
+        return Check(session.env.name, "definers", True,
+                     f"{len(rows)} object(s) of other accounts, which {account} may keep: {listed}")
+    return Check(session.env.name, "definers", True,
+                 f"{len(rows)} object(s) of other accounts ({listed}): recreated as {account}; "
+                 "--keep-definer would be refused (needs SUPER or SET USER)")
 
 
 def check_local_infile(session: Session) -> Check:

@@ -22,6 +22,7 @@ from dumpload.private import make_dirs, open_private
 
 RUNNING, FAILED, DONE, NOTHING = "running", "failed", "done", "nothing-to-do"
 ABANDONED = "abandoned"
+ROLLED_BACK = "rolled-back"   # undone by `dumpload rollback`: never resumed nor undone again
 UNFINISHED = (RUNNING, FAILED)
 # A rerun resumes an unfinished run only this soon after it; an older one is abandoned and
 # a fresh run takes a fresh backup (the target may have moved on in between).
@@ -47,6 +48,27 @@ class Journal:
     tables_copied: list[str] = field(default_factory=list)
     resumed_times: int = 0
     failure: dict[str, Any] | None = None
+    command: str = "sync"
+    views_created: list[str] = field(default_factory=list)   # dropped by a rollback
+    views_changed: list[str] = field(default_factory=list)   # replaced or dropped: backed up
+    # Which backup holds each backed-up table/view (a resumed run's fresh backup of a table
+    # that changed since the run stopped replaces the first one).
+    table_backup: dict[str, str] = field(default_factory=dict)
+    # Fingerprints (rows + definition) of what the run changed, when it stopped (done or
+    # failed): rollback compares them with the target's to see writes made since.
+    final_state: dict[str, str] = field(default_factory=dict)
+    ended: str = ""
+    rolled_back_by: str | None = None
+    # A rollback in progress (set before its swap): its run id and the rows checksum each
+    # table will hold after the swap.
+    rolling_back_by: str | None = None
+    rollback_expect: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def changed_objects(self) -> list[str]:
+        """Tables and views whose target state this run changed."""
+        return list(dict.fromkeys([*self.changed_tables, *self.views_created,
+                                   *self.views_changed]))
 
     @property
     def changed_tables(self) -> list[str]:
@@ -137,7 +159,8 @@ def begin(log_dir: Path, run_id: str, source: str, target: str, database: str) -
         if journal.status == RUNNING and _alive(journal.pid):
             raise UsageError(f"another sync into {target!r} is running (run {journal.run_id}, "
                              f"pid {journal.pid})", hint="wait for it to finish")
-        if journal.status in UNFINISHED and journal.source == source and _recent(journal):
+        if journal.status in UNFINISHED and journal.source == source and _recent(journal) \
+                and not journal.rolling_back_by:  # half rolled back: never resumed
             journal.status, journal.pid = RUNNING, os.getpid()
             journal.resumed_times += 1
             journal.failure = None
@@ -180,6 +203,15 @@ def find(log_dir: Path, run_id: str | None, target: str | None = None) -> Journa
         raise UsageError(f"no sync run {run_id!r} in {runs_dir(log_dir)}",
                          hint="list runs with: ls " + str(runs_dir(log_dir)))
     for journal in reversed(journals):
-        if journal.changed_tables and (target is None or journal.target == target):
+        if journal.status == ROLLED_BACK:
+            continue
+        if journal.changed_objects and (target is None or journal.target == target):
             return journal
-    raise UsageError(f"no sync run with changes found in {runs_dir(log_dir)}")
+    raise UsageError(f"no sync run with changes to roll back in {runs_dir(log_dir)}")
+
+
+def later_runs(log_dir: Path, journal: Journal) -> list[Journal]:
+    """Runs into the same target started after `journal` (for a rollback's report)."""
+    return [j for j in all_journals(log_dir) if j.target == journal.target
+            and j.database == journal.database and j.started > journal.started
+            and j.run_id != journal.run_id]

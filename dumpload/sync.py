@@ -4,8 +4,10 @@
 written). `run_sync` carries that plan out step by step, recording each step in the run
 journal (`dumpload.journal`) so that a rerun after a failure or a kill resumes the same run:
 the same pre-change backup stays the rollback point, finished steps are not redone, and
-tables whose data already matches the source are not copied again. `rollback_run` puts the
-target tables a run changed back from that run's pre-change backup.
+tables whose data already matches the source are not copied again. `dumpload.rollback`
+undoes a run's footprint from its pre-change backups. A run fingerprints what it changed
+when it stops (rollback's drift check), and a resumed run backs up afresh what changed on
+the target since it stopped.
 
 This module calls the areas' libraries (`schema`, `data`, `backup`) and never prints;
 progress and events reach the CLI through the `events` callback.
@@ -21,16 +23,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dumpload import journal as journals
-from dumpload.backup import create_backup, find_backup, restore_backup
+from dumpload.backup import create_backup
 from dumpload.catalog import table_sizes
 from dumpload.config import Config, DatabaseConfig, select_tables
 from dumpload.data import copy_tables, verify_tables
+from dumpload.data.copy import preflight as preflight_copy
 from dumpload.db import connect
-from dumpload.errors import DumpLoadError, StructureError, UsageError, VerifyError
+from dumpload.definers import check_definers
+from dumpload.errors import DumpLoadError, StructureError, VerifyError
 from dumpload.logs import record_metrics
+from dumpload.rollback import fingerprints, record_final_state
 from dumpload.schema import Plan, apply_plan, plan_structure
 from dumpload.schema.apply import ensure_supported
-from dumpload.sqltext import quote
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +50,7 @@ class SyncOptions:
     no_backup: bool = False
     keep_definer: bool = False
     threads: int = 4
+    lock_target: bool = False      # block writes to each target table while it is copied
 
 
 @dataclass
@@ -65,8 +70,10 @@ class SyncPlan:
     structure: Plan
     data: list[DataItem]
     identical: list[str]                 # data tables that already match the source
-    backup_tables: list[str]             # existing target tables the run will change
+    backup_tables: list[str]             # existing target tables and views the run changes
     analysis_seconds: float = 0.0
+    created_views: list[str] = field(default_factory=list)   # views the run creates
+    changed_views: list[str] = field(default_factory=list)   # target views it replaces/drops
 
     @property
     def is_empty(self) -> bool:
@@ -78,7 +85,8 @@ class SyncPlan:
             "structure": self.structure.to_dict(),
             "data": [item.__dict__ for item in self.data],
             "identical_data_tables": self.identical,
-            "backup_tables": self.backup_tables,
+            "backup_tables": self.backup_tables, "created_views": self.created_views,
+            "changed_views": self.changed_views,
         }
 
 
@@ -113,14 +121,14 @@ class SyncReport:
 
 def sync_options(config: Config, tables: Sequence[str] = (), *, allow_unsafe: bool = False,
                  no_backup: bool = False, keep_definer: bool = False,
-                 threads: int | None = None) -> SyncOptions:
+                 threads: int | None = None, lock_target: bool = False) -> SyncOptions:
     """Options from the config; `--tables` replaces both configured lists."""
     repl = config.replication
     return SyncOptions(
         structure_tables=tuple(tables) or repl.structure_tables,
         data_tables=tuple(tables) or repl.data_tables, exclude_tables=repl.exclude_tables,
         allow_unsafe=allow_unsafe, no_backup=no_backup, keep_definer=keep_definer,
-        threads=threads or config.settings.threads)
+        threads=threads or config.settings.threads, lock_target=lock_target)
 
 
 # --- analyse -------------------------------------------------------------------------------
@@ -138,13 +146,22 @@ def analyse_sync(config: Config, source: DatabaseConfig, target: DatabaseConfig,
                                    keep_definer=options.keep_definer, preflight=True,
                                    skip_orphans=wanted, large_table_bytes=int(
                                        config.settings.large_table_mb * 1024 * 1024))
-        target_tables = {t.name for t in table_sizes(dst) if t.kind == "BASE TABLE"}
+        target_objects = table_sizes(dst)
+        target_tables = {t.name for t in target_objects if t.kind == "BASE TABLE"}
+        target_views = {t.name for t in target_objects if t.kind == "VIEW"}
         data, identical = _data_items(config, source, target, structure, wanted, source_sizes,
                                       target_tables)
-    touched = set(structure.touched_tables) | {d.table for d in data}
-    backup_tables = sorted(t for t in touched if t in target_tables)
+    # The run's footprint: tables altered, dropped or copied, tables whose triggers change
+    # (a rollback puts them back with their triggers), views replaced or dropped.
+    triggered = {c.table for c in structure.changes if c.kind.endswith("_trigger")}
+    views = {c.table for c in structure.changes if c.kind.endswith("_view")}
+    touched = set(structure.touched_tables) | {d.table for d in data} | triggered
+    changed_views = sorted(v for v in views if v in target_views)
+    backup_tables = sorted(t for t in touched if t in target_tables) + changed_views
+    created_views = sorted(v for v in views - target_views - target_tables
+                           if v not in structure.created_tables)
     return SyncPlan(source, target, structure, data, identical, backup_tables,
-                    round(time.monotonic() - started, 3))
+                    round(time.monotonic() - started, 3), created_views, changed_views)
 
 
 def _data_items(config: Config, source: DatabaseConfig, target: DatabaseConfig, structure: Any,
@@ -177,6 +194,10 @@ def run_sync(config: Config, plan: SyncPlan, options: SyncOptions, run_id: str,
     with `.step`/`.table` set; the journal keeps what was done for a resume or rollback."""
     events = events or (lambda kind, info: None)
     ensure_safe(plan, options)
+    if options.keep_definer:
+        check_definers(plan.target, config.settings, plan.structure.statements)
+    if plan.data:
+        preflight_copy(config, plan.target)
     journal = journals.begin(config.settings.log_dir, run_id, plan.source.name,
                              plan.target.name, plan.target.database)
     report = SyncReport(journal.run_id, "running", resumed=journal.resumed_times > 0,
@@ -195,9 +216,11 @@ def run_sync(config: Config, plan: SyncPlan, options: SyncOptions, run_id: str,
         _step_verify(config, plan, options, journal, report, events)
     except (DumpLoadError, KeyboardInterrupt) as exc:
         _record_failure(journal, report, step, exc)
+        record_final_state(config, plan.target, journal)
         raise
     report.status = "ok"
     journal.finish(journals.DONE)
+    record_final_state(config, plan.target, journal)
     _write_metrics(config, report)
     return report
 
@@ -248,6 +271,7 @@ def _step_backup(config: Config, plan: SyncPlan, options: SyncOptions,
     # On a resume, the first run's backup is the rollback point: only tables it lacks are
     # backed up now (a table half-changed by the first run must not replace its backup).
     # Tables the first run created are not backed up on a resume: rollback drops them.
+    _forget_moved_backups(config, plan, journal, events)
     missing = [t for t in plan.backup_tables
                if t not in journal.backed_up_tables and t not in journal.tables_created]
     if options.no_backup or not missing:
@@ -258,10 +282,29 @@ def _step_backup(config: Config, plan: SyncPlan, options: SyncOptions,
     info = create_backup(config, plan.target, missing, label=label, run_id=journal.run_id,
                          kind="pre-change")
     journal.add_unique("backups", [info.id])
+    journal.table_backup.update({t: info.id for t in missing})
     journal.add_unique("backed_up_tables", missing)
     report.backups = list(journal.backups)
     journal.mark_step("backup", journals.DONE, backup=info.id)
     done(backup=info.id, tables=len(missing))
+
+
+def _forget_moved_backups(config: Config, plan: SyncPlan, journal: journals.Journal,
+                          events: Events) -> None:
+    """On a resume: a table or view that changed on the target since the run stopped (a
+    rollback, application writes) is backed up afresh; its old backup would lose them."""
+    if not journal.resumed_times or not journal.final_state:
+        return
+    with connect(plan.target, config.settings) as dst:
+        now = fingerprints(dst, [n for n in journal.final_state
+                                 if n in journal.backed_up_tables])
+    moved = [n for n, fp in now.items() if journal.final_state.get(n) != fp]
+    if moved:
+        log.info("run %s: %s changed since the run stopped; backing them up again",
+                 journal.run_id, ", ".join(moved))
+        events("rebackup", {"tables": moved})
+        journal.backed_up_tables = [t for t in journal.backed_up_tables if t not in moved]
+        journal.save()
 
 
 def _step_structure(config: Config, plan: SyncPlan, options: SyncOptions,
@@ -276,7 +319,11 @@ def _step_structure(config: Config, plan: SyncPlan, options: SyncOptions,
         done(statements=0)
         return
     journal.add_unique("tables_created", [t for t in structure.created_tables])
-    journal.add_unique("tables_altered", [t for t in structure.touched_tables])
+    journal.add_unique("tables_altered", [t for t in structure.touched_tables]
+                       + [t for t in plan.backup_tables if t not in plan.changed_views
+                          and t not in {d.table for d in plan.data}])
+    journal.add_unique("views_created", plan.created_views)
+    journal.add_unique("views_changed", plan.changed_views)
     with connect(plan.target, config.settings) as dst:
         apply_plan(dst, structure, on_statement=lambda sql: events("sql", {"sql": sql}))
         with connect(plan.source, config.settings) as src:
@@ -302,7 +349,7 @@ def _step_data(config: Config, plan: SyncPlan, options: SyncOptions, journal: jo
         return
     journal.add_unique("tables_copied", tables)
     result = copy_tables(config, plan.source, plan.target, tables, threads=options.threads,
-                         progress=progress)
+                         progress=progress, lock_target=options.lock_target)
     for item in result.tables:
         entry = report.table(item.table)
         entry.update(action="copied" if entry["action"] == "unchanged" else "altered+copied",
@@ -354,48 +401,3 @@ def nothing_to_do(config: Config, plan: SyncPlan, run_id: str) -> SyncReport:
     for name in plan.identical:
         report.table(name)["verified"] = True
     return report
-
-
-# --- rollback ------------------------------------------------------------------------------
-
-@dataclass
-class RollbackPlan:
-    journal: journals.Journal
-    restore: list[str]        # tables put back from the pre-change backups
-    drop: list[str]           # tables the run created, which did not exist before
-    backups: list[str]
-
-
-def plan_rollback(config: Config, run_id: str | None) -> RollbackPlan:
-    journal = journals.find(config.settings.log_dir, run_id)
-    if not journal.backups and journal.changed_tables:
-        raise UsageError(f"run {journal.run_id} took no backup (--no-backup); it cannot be "
-                         "rolled back", hint="restore an older backup with `dumpload backup "
-                         "restore`")
-    created = [t for t in journal.tables_created if t not in journal.backed_up_tables]
-    restore = [t for t in journal.changed_tables if t in journal.backed_up_tables]
-    return RollbackPlan(journal, restore, created, list(journal.backups))
-
-
-def rollback_run(config: Config, plan: RollbackPlan, run_id: str) -> dict[str, Any]:
-    """Restore the run's changed tables from its backups and drop the tables it created."""
-    target = config.env(plan.journal.target)
-    restored: list[str] = []
-    for backup_id in plan.backups:
-        info = find_backup(config, target, backup_id)
-        tables = [t for t in plan.restore if t in info.tables and t not in restored]
-        if tables:
-            restore_backup(config, info.id, target, tables, pre_backup=True, run_id=run_id)
-            restored += tables
-    if plan.drop:
-        _drop_tables(config, target, plan.drop)
-    return {"run_id": plan.journal.run_id, "restored": restored, "dropped": plan.drop,
-            "backups": plan.backups}
-
-
-def _drop_tables(config: Config, target: DatabaseConfig, tables: list[str]) -> None:
-    with connect(target, config.settings) as dst:
-        dst.execute("SET foreign_key_checks = 0")
-        for name in tables:
-            dst.execute(f"DROP TABLE IF EXISTS {quote(name)}")
-

@@ -197,3 +197,29 @@ def test_shadow_of_a_table_keyed_by_its_unique_key_keeps_that_key() -> None:
     plan = split_create("k", create)
     assert "UNIQUE KEY `uk` (`a`)" in plan.create_sql
     assert plan.index_clauses == ["KEY `ib` (`b`)"]
+
+
+def test_rebuild_fallback_keeps_the_partitioning_the_table_has_at_that_point() -> None:
+    from dumpload.schema.diff import rebuild_statements
+    from dumpload.schema.model import Column, Index, IndexPart, Schema, Table
+
+    two = Partitioning("HASH", "`id`", (Partition("p0"), Partition("p1")))
+    four = replace(two, partitions=tuple(Partition(f"p{i}") for i in range(4)))
+    cols = (Column("id", "int", nullable=False), Column("v", "int"))
+    pk = (Index("PRIMARY", "PRIMARY", (IndexPart("id"),)),)
+    target = Table("t", cols, pk, partitioning=two)
+    source = Table("t", (*cols, Column("w", "int")), pk, partitioning=four)
+    create = rebuild_statements(source, Schema("db", tables={"t": target}), "mariadb",
+                                set(), [])[1]
+    # The ADD PARTITION step runs after the ALTER: the rebuilt table must still have two.
+    assert create.endswith("PARTITION BY HASH (`id`)\nPARTITIONS 2")
+    assert "`w` int" in create
+
+
+def test_default_named_partitions_listed_by_the_server_are_supported() -> None:
+    create = ("CREATE TABLE `h` (\n  `id` int(11)\n) ENGINE=InnoDB\n PARTITION BY HASH (`id`)\n"
+              "(PARTITION `p0` ENGINE = InnoDB,\n PARTITION `p1` ENGINE = InnoDB)")
+    model, unsupported = partitioning_from_rows(rows("HASH", "`id`", [("p0", None),
+                                                                       ("p1", None)]), create)
+    assert unsupported == () and model is not None
+    assert model.clause() == "PARTITION BY HASH (`id`)\nPARTITIONS 2"

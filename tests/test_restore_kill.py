@@ -195,3 +195,52 @@ def test_failed_load_leaves_the_live_tables(env: TestEnv,
                     "--no-backup")
     assert again.exit_code == 0, again.stderr
     assert work_tables(env) == []
+
+
+def test_sigkill_at_many_points_of_a_rollback_leaves_old_or_new(env: TestEnv) -> None:
+    """A sync replaces the big table's rows and the FK pair; its rollback is killed at
+    spread instants: each table all-old (the run's result) or all-new (the backup), FK and
+    trigger present; a rerun of the rollback completes."""
+    schema = [
+        "CREATE TABLE big (id INT PRIMARY KEY, v VARCHAR(80), n INT, KEY (n), KEY (v))",
+        "CREATE TABLE parent (id INT PRIMARY KEY, name VARCHAR(20))",
+        "CREATE TABLE child (id INT PRIMARY KEY, parent_id INT NOT NULL, v VARCHAR(20), "
+        "CONSTRAINT fk_child_parent FOREIGN KEY (parent_id) REFERENCES parent (id))",
+        "CREATE TABLE audit (n INT)",
+        "CREATE TRIGGER trg_child AFTER INSERT ON child FOR EACH ROW "
+        "INSERT INTO audit VALUES (NEW.id)"]
+    rows = [f"INSERT INTO big SELECT seq, CONCAT('row ', seq, REPEAT('x', 40)), seq % 1000 "
+            f"FROM seq_1_to_{BIG_ROWS // 2}",
+            "INSERT INTO parent SELECT seq, CONCAT('p', seq) FROM seq_1_to_100",
+            "INSERT INTO child SELECT seq, 1 + seq % 100, 'new' FROM seq_1_to_5000"]
+    env.dst(*schema, *rows)
+    env.src(*schema, *rows, "UPDATE big SET v = CONCAT(v, '!') WHERE id % 3 = 0",
+            "DELETE FROM child WHERE id > 4000", "UPDATE parent SET name = 'synced'")
+    env.write_config(data_tables=["big", "parent", "child"])
+    before = digest(env)
+    rollback = [dumpload_command(), "--config", str(env.config_path), "rollback", "--yes"]
+    sync = [dumpload_command(), "--config", str(env.config_path), "sync", "--yes"]
+    subprocess.run(sync, check=True, capture_output=True)
+    synced = digest(env)
+    assert synced != before
+    t0 = time.monotonic()
+    subprocess.run(rollback, check=True, capture_output=True)
+    full = time.monotonic() - t0
+    assert digest(env) == before
+    points = 6
+    for k in range(points):
+        done = subprocess.run(sync, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert digest(env) == synced
+        proc = subprocess.Popen(rollback, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.3 + k * full / (points - 1))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        each_table_all_old_or_all_new(digest(env), synced, before)
+        objects_present(env)
+        rerun = subprocess.run(rollback, capture_output=True, text=True)
+        if "already rolled back" not in rerun.stderr:
+            assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+        assert digest(env) == before and work_tables(env) == []
+        objects_present(env)

@@ -67,10 +67,11 @@ def test_work_definition_renames_strips_fks_and_defers_indexes() -> None:
 
 def test_triggers_views_and_definers() -> None:
     triggers = worktables.parse_triggers(SECTION)
-    assert triggers == [
-        "CREATE DEFINER=CURRENT_USER trigger tr1 before insert on c for each row begin set "
-        "new.v = concat(new.v, ';*/'); end",
-        "CREATE DEFINER=CURRENT_USER TRIGGER `tr2` AFTER DELETE ON `c` FOR EACH ROW SET @x = 1"]
+    assert [(t.name, t.table, t.timing, t.event, t.order, t.sql_mode) for t in triggers] == [
+        ("tr1", "c", "BEFORE", "INSERT", 1, "STRICT_TRANS_TABLES"),
+        ("tr2", "c", "AFTER", "DELETE", 2, "STRICT_TRANS_TABLES")]
+    assert triggers[0].statement == "begin set new.v = concat(new.v, ';*/'); end"
+    assert triggers[1].statement == "SET @x = 1" and not triggers[1].definer
     view = (b"/*!50001 DROP VIEW IF EXISTS `v1`*/;\n/*!50001 CREATE ALGORITHM=UNDEFINED */\n"
             b"/*!50013 DEFINER=`root`@`127.0.0.1` SQL SECURITY INVOKER */\n"
             b"/*!50001 VIEW `v1` AS select `c`.`v` AS `v` from `c` where `c`.`v` like '%;%' */;\n"

@@ -4,7 +4,7 @@ overwrite.
 Order: verify the whole file (a damaged backup is refused before anything is written),
 back up the current state of the tables about to be replaced (kind `pre-restore`), then:
 1. **work tables** — each table's `CREATE TABLE` is read from its frames and created under
-   its work name (`swapin.work_name`), without foreign keys and with secondary indexes
+   its work name (`swap.work_name`), without foreign keys and with secondary indexes
    deferred (`worktables`);
 2. **rows** — the table's row frames go to client processes (`settings.threads` at a time,
    biggest first), their `INSERT`s renamed to the work table on the way; each client job is
@@ -42,14 +42,21 @@ from dumpload.backup.create import create_backup
 from dumpload.backup.files import KIND_PRE_RESTORE, BackupInfo, Frame, find_backup, load_info
 from dumpload.backup.frames import TABLE_KINDS
 from dumpload.backup.inprogress import Marker, in_progress, settle_interrupted
-from dumpload.backup.swapin import Replacement, settle_leftovers, swap_group, work_name
 from dumpload.backup.verify import verify_backup
 from dumpload.catalog import fk_groups
 from dumpload.config import Config, DatabaseConfig
 from dumpload.db import Session, session, with_retry
 from dumpload.errors import BackupError, DumpLoadError, ToolError
 from dumpload.logs import record_backup, record_metrics
+from dumpload.schema.model import Trigger
 from dumpload.sqltext import quote
+from dumpload.swap import (
+    Replacement,
+    foreign_key_from_sql,
+    settle_leftovers,
+    swap_group,
+    work_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -136,13 +143,14 @@ class WorkTable:
     table: str
     work: str
     definition: worktables.WorkDefinition
-    triggers: list[str]
+    triggers: list[Trigger]
     jobs: list[list[Frame]] = field(default_factory=list)  # client jobs: frames of its rows
     inside: bool = True              # the jobs' frames hold only INSERTs (row frames)
     rows: int = 0                    # counted in the work table
 
     def replacement(self) -> Replacement:
-        return Replacement(self.table, self.work, tuple(self.definition.fk_clauses),
+        return Replacement(self.table, self.work,
+                           tuple(foreign_key_from_sql(c) for c in self.definition.fk_clauses),
                            tuple(self.triggers))
 
 

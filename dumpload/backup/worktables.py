@@ -16,7 +16,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from dumpload.schema.model import Trigger
 from dumpload.sqltext import quote
+from dumpload.swap import trigger_from_sql
 
 _CREATE = re.compile(rb"^CREATE TABLE (`(?:[^`]|``)+`) \(\n", re.M)
 _INDEX_LINE = re.compile(r"^\s*(UNIQUE KEY|KEY|INDEX|UNIQUE INDEX)\s")
@@ -27,6 +29,7 @@ _DEFINER = re.compile(rb"DEFINER=(?:`(?:[^`]|``)*`|'[^']*'|\w+)@(?:`(?:[^`]|``)*
                       rb"[\w.%-]+)|DEFINER=CURRENT_USER(?:\(\))?")
 _TRIGGER = re.compile(rb"/\*!50003 CREATE\*/ (?:/\*!50017 (DEFINER=.*?)\s*\*/ )?"
                       rb"/\*!50003 (.*?)\s*\*/;;(?=\r?\n)", re.S)
+_SQL_MODE = re.compile(rb"SET sql_mode\s*=\s*'([^']*)'")
 _VIEW = re.compile(rb"/\*!50001 CREATE (ALGORITHM=\w+) \*/\s*\n"
                    rb"(?:/\*!50013 (?:DEFINER=.*? )?(SQL SECURITY \w+) \*/\s*\n)?"
                    rb"/\*!50001 (VIEW .*?) \*/;\r?\n", re.S)
@@ -102,11 +105,14 @@ def rewrite_definer(text: bytes) -> bytes:
     return _DEFINER.sub(b"DEFINER=CURRENT_USER", text)
 
 
-def parse_triggers(section: bytes) -> list[str]:
-    """CREATE TRIGGER statements (DEFINER=CURRENT_USER) of a table's section, in order."""
+def parse_triggers(section: bytes) -> list[Trigger]:
+    """The triggers of a table's section, in firing order, each with the sql_mode the dump
+    created it under (the definer is dropped: the swap creates them as the current user)."""
     out = []
-    for m in _TRIGGER.finditer(section):
-        out.append("CREATE DEFINER=CURRENT_USER " + m.group(2).decode("utf-8"))
+    for order, m in enumerate(_TRIGGER.finditer(section), start=1):
+        modes = _SQL_MODE.findall(section, 0, m.start())
+        mode = modes[-1].decode("utf-8") if modes else ""
+        out.append(trigger_from_sql(m.group(2).decode("utf-8"), mode, order))
     return out
 
 

@@ -7,6 +7,7 @@ one-paragraph message on stderr and the exit code DESIGN.md fixes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -19,7 +20,7 @@ import pymysql
 from rich.console import Console
 
 from dumpload import __version__
-from dumpload.config import Config, load_config, resolve_config_path
+from dumpload.config import Config, DatabaseConfig, load_config, resolve_config_path
 from dumpload.db import is_transient
 from dumpload.errors import EXIT_INTERRUPTED, ConnectError, DumpLoadError, UsageError
 from dumpload.logs import RunLog, record_error, start_run
@@ -35,9 +36,11 @@ class App:
         self.config_path = resolve_config_path(config_path)
         self.log_level = log_level.upper() if log_level else None
         self.json_mode = False
+        self.command = ""
         self.run: RunLog | None = None
         self._config: Config | None = None
         self._console_handler: logging.Handler | None = None
+        self._held = contextlib.ExitStack()   # the target lock of a writing command
 
     @property
     def config(self) -> Config:
@@ -58,6 +61,7 @@ class App:
               servers: dict[str, str] | None = None) -> RunLog:
         """Load the config and open this run's log; returns the run."""
         self.json_mode = json_mode
+        self.command = command
         config = self.config
         level = self.log_level or config.settings.log_level
         self._attach_console_log()
@@ -84,7 +88,20 @@ class App:
             logging.getLogger("dumpload").removeHandler(self._console_handler)
             self._console_handler = None
 
+    def hold_target(self, target: DatabaseConfig) -> None:
+        """Before a writing command's first change: take the target lock for the rest of
+        the command (another writer: exit 2) and settle what an interrupted run left."""
+        from dumpload.locks import writing
+
+        assert self.run is not None, "start() first"
+        settled = self._held.enter_context(writing(
+            target, self.config.settings, command=self.command, run_id=self.run.run_id))
+        if settled:
+            self.err_console.print(f"settled an interrupted run on {target.name}: dropped "
+                                   f"work table(s) {', '.join(settled)}", markup=False)
+
     def close(self) -> None:
+        self._held.close()
         self.detach_console_log()
         if self.run:
             self.run.close()
@@ -180,6 +197,17 @@ def tables_option(fn: Any) -> Any:
     return click.option("--tables", "tables", multiple=True, metavar="GLOB",
                         help="Tables to include (repeatable; shell-style globs). Default: the "
                         "configured list for this command; exclude_tables still applies.")(fn)
+
+
+def copy_mode_options(fn: Any) -> Any:
+    """`--full` and `--lock-target`, shared by `data` and `sync`."""
+    fn = click.option("--lock-target", is_flag=True,
+                      help="Block writes to each target table while it is copied (readers "
+                      "are not blocked). Without it, a table written to during its copy is "
+                      "not swapped and the command exits 6.")(fn)
+    return click.option("--full", is_flag=True,
+                        help="Copy whole tables. Every copy is whole today; the flag is "
+                        "accepted so that runbooks can pin the behaviour.")(fn)
 
 
 def yes_option(fn: Any) -> Any:

@@ -231,6 +231,7 @@ def backup_restore(app: App, backup_id: str, env_name: str, tables: tuple[str, .
                            "overwrite": plan.overwrite, "pre_backup": not no_backup})
         return
     app.confirm(f"restore {len(names)} tables into {env.describe()}?", yes)
+    app.hold_target(env)
     with _progress(app, f"restoring into {env.name}") as progress:
         result = restore_backup(app.config, info, env, tables or None,
                                 pre_backup=not no_backup, run_id=run.run_id,

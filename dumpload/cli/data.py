@@ -13,6 +13,7 @@ from dumpload.catalog import human_bytes
 from dumpload.cli import cli
 from dumpload.cli.app import (
     App,
+    copy_mode_options,
     from_to_options,
     pass_app,
     read_only_yes_option,
@@ -73,11 +74,13 @@ def _plan_table(plans: list[TablePlan]) -> Table:
               "write nothing.")
 @threads_option
 @click.option("--no-backup", is_flag=True, help="Do not back up the target tables first.")
+@copy_mode_options
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON document.")
 @yes_option
 @pass_app
 def data(app: App, from_env: str | None, to_env: str | None, tables: tuple[str, ...],
-         dry_run: bool, threads: int | None, no_backup: bool, as_json: bool, yes: bool) -> None:
+         dry_run: bool, threads: int | None, no_backup: bool, full: bool, lock_target: bool,
+         as_json: bool, yes: bool) -> None:
     """Replace the target's rows of the data tables with the source's.
 
     Streams rows (no decoding), in parallel key-range chunks, into shadow tables that are
@@ -85,12 +88,15 @@ def data(app: App, from_env: str | None, to_env: str | None, tables: tuple[str, 
     The target tables must already have the source's structure (`dumpload structure`).
     """
     from dumpload.data import copy_tables, plan_copy
+    from dumpload.data.copy import preflight
 
     run = app.start("data", json_mode=as_json)
     config = app.config
     source, target = resolve_envs(app, from_env, to_env)
     threads = threads or config.settings.threads
     names = _data_tables(app, source, tables)
+    if not dry_run:
+        app.hold_target(target)
     out = app.console
     out.print(f"{source.describe()} → {target.describe()}", markup=False)
     if not names:
@@ -107,10 +113,12 @@ def data(app: App, from_env: str | None, to_env: str | None, tables: tuple[str, 
             app.emit_json({"dry_run": True, "tables": [p.to_dict() for p in plans]})
         return
     app.confirm(f"Replace the rows of {len(plans)} table(s) on {target.describe()}?", yes)
+    preflight(config, target)
     backup_id = None if no_backup else _backup(app, config, target, names, run.run_id)
     with make_progress(app.err_console) as progress:
         report = copy_tables(config, source, target, names, threads=threads,
-                             progress=progress, plans=plans, verify=True)
+                             progress=progress, plans=plans, verify=True,
+                             lock_target=lock_target)
     _print_copy(app, report, backup_id)
     if as_json:
         app.emit_json({"dry_run": False, "backup": backup_id, **report.to_dict()})
@@ -248,7 +256,8 @@ def export_cmd(app: App, env_name: str, out_dir: str, tables: tuple[str, ...],
         raise UsageError(f"no tables selected on {env.name}", hint="check --tables")
     with make_progress(app.err_console) as progress:
         manifest = export_tables(app.config, env, Path(out_dir), names, threads=threads,
-                                 progress=progress)
+                                 progress=progress, objects=table_patterns(
+                                     app, tables, app.config.replication.structure_tables))
     if as_json:
         app.emit_json(manifest)
     total = sum(t["rows"] for t in manifest["tables"])
@@ -285,6 +294,7 @@ def import_cmd(app: App, folder: str, env_name: str, tables: tuple[str, ...],
                   "nothing written", markup=False)
         return
     app.confirm(f"Replace the rows of {len(names)} table(s) on {env.describe()}?", yes)
+    app.hold_target(env)
     if not no_backup:
         _backup(app, app.config, env, names, run.run_id)
     with make_progress(app.err_console) as progress:

@@ -11,6 +11,7 @@ from dumpload.catalog import human_bytes
 from dumpload.cli import cli
 from dumpload.cli.app import (
     App,
+    copy_mode_options,
     from_to_options,
     pass_app,
     resolve_envs,
@@ -19,6 +20,7 @@ from dumpload.cli.app import (
 )
 from dumpload.cli.structure import confirm_locking
 from dumpload.progress import make_progress
+from dumpload.rollback import RollbackPlan, ensure_allowed, plan_rollback, rollback_run
 from dumpload.schema import render_plan_text
 from dumpload.sync import (
     SyncPlan,
@@ -26,8 +28,6 @@ from dumpload.sync import (
     analyse_sync,
     ensure_safe,
     nothing_to_do,
-    plan_rollback,
-    rollback_run,
     run_sync,
     sync_options,
 )
@@ -46,12 +46,14 @@ from dumpload.sync import (
               "instead of rewriting them to the target account.")
 @click.option("--threads", type=click.IntRange(1, 64), help="Parallel copy workers "
               "(default: settings.threads).")
+@copy_mode_options
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON document.")
 @yes_option
 @pass_app
 def sync(app: App, from_env: str | None, to_env: str | None, tables: tuple[str, ...],
          dry_run: bool, allow_unsafe: bool, no_backup: bool, keep_definer: bool,
-         threads: int | None, as_json: bool, yes: bool) -> None:
+         threads: int | None, full: bool, lock_target: bool, as_json: bool,
+         yes: bool) -> None:
     """Bring the target in line with the source: analyse, back up, apply the structure
     changes, replace the data of the data tables, verify — then report.
 
@@ -60,8 +62,11 @@ def sync(app: App, from_env: str | None, to_env: str | None, tables: tuple[str, 
     """
     run = app.start("sync", json_mode=as_json)
     source, target = resolve_envs(app, from_env, to_env)
+    if not dry_run:
+        app.hold_target(target)
     options = sync_options(app.config, tables, allow_unsafe=allow_unsafe, no_backup=no_backup,
-                           keep_definer=keep_definer, threads=threads)
+                           keep_definer=keep_definer, threads=threads,
+                           lock_target=lock_target)
     with app.console.status("analysing source and target…"):
         plan = analyse_sync(app.config, source, target, options)
     if plan.is_empty:
@@ -148,25 +153,61 @@ def _report_table(report: SyncReport) -> Table:
 
 @cli.command()
 @click.argument("run_id", required=False)
-@click.option("--dry-run", is_flag=True, help="Show what would be restored and dropped.")
+@click.option("--dry-run", is_flag=True, help="Show the run, what would be put back and "
+              "dropped, and what changed since the run; write nothing.")
+@click.option("--force", is_flag=True, help="Roll back even though target tables changed "
+              "after the run ended (those changes are lost; a pre-restore backup keeps them).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON document.")
 @yes_option
 @pass_app
-def rollback(app: App, run_id: str | None, dry_run: bool, as_json: bool, yes: bool) -> None:
-    """Put back the target tables a sync run changed, from that run's pre-change backup
-    (default: the last run that changed something). Tables the run created are dropped."""
+def rollback(app: App, run_id: str | None, dry_run: bool, force: bool, as_json: bool,
+             yes: bool) -> None:
+    """Undo a sync run's whole footprint on the target as one swap: tables it changed are
+    put back from its pre-change backups, tables and views it created are dropped, views
+    it replaced or dropped come back (default: the latest run that changed something).
+
+    Refused (exit 7, nothing changed) when a backup it needs is missing or damaged, or
+    when target tables changed after the run ended (unless --force)."""
     run = app.start("rollback", json_mode=as_json)
     plan = plan_rollback(app.config, run_id)
-    out = app.console
-    out.print(f"rollback of run {plan.journal.run_id} on {plan.journal.target} "
-              f"({plan.journal.database}) from backup(s) {', '.join(plan.backups) or '-'}")
-    out.print(f"restore: {', '.join(plan.restore) or '-'}")
-    out.print(f"drop (created by the run): {', '.join(plan.drop) or '-'}")
+    _show_rollback(app, plan)
     if dry_run:
-        out.print("dry run: nothing was written")
+        if as_json:
+            app.emit_json({"dry_run": True, **plan.describe()})
+        app.console.print("dry run: nothing was written")
+        ensure_allowed(plan, force)  # a rollback that would be refused: exit 7 here too
         return
-    app.confirm("Restore these tables on the target?", yes)
-    result = rollback_run(app.config, plan, run.run_id)
+    ensure_allowed(plan, force)
+    app.confirm("Roll back this run on the target?", yes)
+    app.hold_target(app.config.env(plan.journal.target))
+    result = rollback_run(app.config, plan, run.run_id, force=force)
     if as_json:
         app.emit_json(result)
-    out.print(f"restored {len(result['restored'])} table(s), dropped {len(result['dropped'])}")
+    app.console.print(f"rolled back run {result['run_id']}: restored "
+                      f"{len(result['restored'])} table(s), dropped {len(result['dropped'])}, "
+                      f"views restored {len(result['views_restored'])}, dropped "
+                      f"{len(result['views_dropped'])}")
+    if result["pre_backup"]:
+        app.console.print(f"the state before the rollback is backup {result['pre_backup']}")
+
+
+def _show_rollback(app: App, plan: RollbackPlan) -> None:
+    out = app.console
+    j = plan.journal
+    if plan.picked != "named":
+        out.print(f"no run id given: rolling back run {j.run_id}, {plan.picked}"
+                  + (f" (later runs that changed nothing: {', '.join(plan.later)})"
+                     if plan.later else ""))
+    out.print(f"run {j.run_id}: {j.command} {j.source} → {j.target} ({j.database}), "
+              f"started {j.started}, ended {j.ended or j.updated}, status {j.status}")
+    changed = [("created", j.tables_created), ("altered", j.tables_altered),
+               ("copied", j.tables_copied), ("views created", j.views_created),
+               ("views replaced/dropped", j.views_changed)]
+    out.print("it changed: " + ("; ".join(f"{what}: {', '.join(names)}"
+                                          for what, names in changed if names) or "nothing"))
+    out.print(f"put back from backup(s) {', '.join(plan.backups) or '-'}: "
+              f"{', '.join(plan.restore + plan.views_restore) or '-'}")
+    out.print(f"drop (created by the run): {', '.join(plan.drop + plan.views_drop) or '-'}")
+    if plan.drifted:
+        out.print(f"[yellow]changed on the target since the run ended: "
+                  f"{', '.join(plan.drifted)}[/]")

@@ -23,6 +23,7 @@ from dumpload.cli.app import (
 )
 from dumpload.config import DatabaseConfig
 from dumpload.db import session
+from dumpload.definers import check_definers
 from dumpload.errors import EXIT_DIFFERENCES, StructureError
 from dumpload.schema import apply_plan, plan_structure, render_plan_text
 from dumpload.schema.apply import ensure_runnable, ensure_supported
@@ -104,6 +105,8 @@ def structure(app: App, from_env: str | None, to_env: str | None, tables: tuple[
     """
     run = app.start("structure")
     source, target = resolve_envs(app, from_env, to_env)
+    if not dry_run:
+        app.hold_target(target)
     plan = _plan(app, source, target, tables, allow_unsafe, keep_definer, preflight=True,
                  rehearsal=True)
     out = app.console
@@ -123,6 +126,8 @@ def structure(app: App, from_env: str | None, to_env: str | None, tables: tuple[
         return
     app.confirm(f"Apply {len(plan.statements)} statements to {target.describe()}?", yes)
     confirm_locking(app, plan, yes)
+    if keep_definer:
+        check_definers(target, app.config.settings, plan.statements)
     if not no_backup:
         _backup(app, target, plan, run.run_id)
     _apply(app, source, target, plan, tables, keep_definer)

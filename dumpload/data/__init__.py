@@ -1,13 +1,12 @@
 """Table data: fast, exact, atomic copies between servers, checksums, export and import.
 
 Public API (the CLI and the `sync` flow call these; none of them prints):
-`plan_copy`, `copy_tables`, `verify_tables`, `cleanup_leftovers`, `export_tables`,
+`plan_copy`, `copy_tables`, `verify_tables`, `export_tables`,
 `import_tables`.
 """
 
 from dumpload.data.copy import CopyFailed, CopyReport, TablePlan, copy_tables, plan_copy
-from dumpload.data.shadow import cleanup_leftovers
 from dumpload.data.verify import TableCheck, VerifyReport, verify_tables
 
 __all__ = ["CopyFailed", "CopyReport", "TableCheck", "TablePlan", "VerifyReport",
-           "cleanup_leftovers", "copy_tables", "plan_copy", "verify_tables"]
+           "copy_tables", "plan_copy", "verify_tables"]

@@ -34,6 +34,7 @@ from typing import Any
 
 import pymysql
 
+from dumpload import swap
 from dumpload.catalog import fk_groups
 from dumpload.config import Config, DatabaseConfig, Settings
 from dumpload.data import chunks as chunking
@@ -51,6 +52,7 @@ from dumpload.data.verify import (
 )
 from dumpload.db import Session, connect
 from dumpload.errors import EXIT_VERIFY, DataError, DumpLoadError, VerifyError
+from dumpload.mdl import Holder, handoff, lock_tables, wait_until_waiting
 from dumpload.progress import NullProgress, Progress
 from dumpload.sqltext import quote
 from dumpload.tools import Binary, ClientDefaults, defaults_file, find_binary, wire_args
@@ -192,6 +194,18 @@ def plan_copy(config: Config, source_env: DatabaseConfig, target_env: DatabaseCo
         return plan_tables(src, dst, tables, threads)
 
 
+def preflight(config: Config, target_env: DatabaseConfig) -> None:
+    """What a copy needs of the target, checked before the run's first change (backup,
+    ALTERs): LOAD DATA LOCAL allowed. Raises `DataError` (exit 6) with the fix."""
+    with contextlib.closing(connect(target_env, config.settings)) as dst:
+        if not int(dst.scalar("SELECT @@GLOBAL.local_infile") or 0):
+            raise DataError(
+                f"{target_env.name} ({target_env.address}) has local_infile=OFF: the copy "
+                "loads rows with LOAD DATA LOCAL; nothing was changed",
+                hint="SET GLOBAL local_infile = ON (and local_infile=ON under [mysqld] in "
+                "my.cnf), then run again")
+
+
 @contextmanager
 def _sessions(config: Config, source_env: DatabaseConfig,
               target_env: DatabaseConfig) -> Iterator[tuple[Session, Session]]:
@@ -239,6 +253,8 @@ class _Run:
         self.progress = progress
         self.lock = threading.Lock()
         self.fatal: BaseException | None = None
+        self.guard: dict[str, swap.Fingerprint] = {}
+        self.holders: dict[str, Holder] = {}  # --lock-target: a READ lock per table
         self.queue: queue.Queue[chunking.Chunk] = queue.Queue()
         order = sorted(plans, key=lambda p: -p.bytes_estimate)  # big tables first
         for plan in order:
@@ -275,7 +291,8 @@ def striped(items: list[chunking.Chunk], workers: int) -> list[chunking.Chunk]:
 def copy_tables(config: Config, source_env: DatabaseConfig, target_env: DatabaseConfig,
                 tables: Sequence[str], *, threads: int | None = None,
                 progress: Progress | None = None, plans: list[TablePlan] | None = None,
-                verify: bool = False, metrics: bool = True) -> CopyReport:
+                verify: bool = False, metrics: bool = True,
+                lock_target: bool = False) -> CopyReport:
     """Replace the target's rows of `tables` with the source's, atomically per FK group.
 
     With `verify`, each loaded shadow is compared with the source's snapshot (per key
@@ -293,8 +310,10 @@ def copy_tables(config: Config, source_env: DatabaseConfig, target_env: Database
         src, dst = stack.enter_context(_sessions(config, source_env, target_env))
         plans = plans or plan_tables(src, dst, tables, threads)
         tools = _tools(stack, src, dst)  # refuses an impossible `compress: on` before writes
-        shadow.cleanup_leftovers(dst)
         run = _Run(plans, progress, target_env, threads, config.settings)
+        if lock_target:
+            run.holders = stack.enter_context(hold_writes(config, target_env, plans))
+        run.guard = {fp.table: fp for fp in swap.fingerprints(dst, run.plans)}
         run.kind = session_kind(src, dst) if verify else ""
         for plan in plans:
             progress.add_table(plan.table, plan.rows_estimate, plan.bytes_estimate)
@@ -666,8 +685,7 @@ def _swap_groups(config: Config, target_env: DatabaseConfig, dst: Session, run: 
     dst = _alive(dst, config, target_env)
     names = list(run.plans)
     fks = shadow.related_fks(dst, names)
-    edges = [(fk.table, fk.ref_table) for fk in fks if fk.ref_schema == dst.env.database]
-    for group in fk_groups(names, edges):
+    for group in _groups(dst, names, fks):
         bad = [t for t in group if run.results[t].status != "loaded"]
         if bad:
             for t in group:
@@ -680,7 +698,11 @@ def _swap_groups(config: Config, target_env: DatabaseConfig, dst: Session, run: 
         group_fks = [fk for fk in fks if fk.table in group or fk.ref_table in group]
         try:
             shadow.check_foreign_keys(dst, plans, dst.env.database, group_fks)
-            shadow.swap(dst, list(plans.values()), dst.env.database)
+            swap.swap_group(target_env, run.settings,
+                            [swap.Replacement(t, plans[t].shadow) for t in group], session=dst,
+                            guard=[run.guard[t] for t in group if t in run.guard],
+                            on_locking=_release_holder(run, group),
+                            ignore=[h.connection_id for h in run.holders.values()])
         except (DumpLoadError, pymysql.err.MySQLError) as exc:
             error = exc if isinstance(exc, DumpLoadError) else DataError(str(exc))
             for t in group:
@@ -690,6 +712,46 @@ def _swap_groups(config: Config, target_env: DatabaseConfig, dst: Session, run: 
             run.results[t].status = "swapped"
             run.results[t].phases["swap"] = round(time.monotonic() - started, 3)
             run.progress.table_done(t, "done")
+
+
+def _groups(dst: Session, names: list[str], fks: list[shadow.ForeignKey]) -> list[list[str]]:
+    edges = [(fk.table, fk.ref_table) for fk in fks if fk.ref_schema == dst.env.database]
+    return fk_groups(names, edges)
+
+
+@contextmanager
+def hold_writes(config: Config, target_env: DatabaseConfig,
+                plans: list[TablePlan]) -> Iterator[dict[str, Holder]]:
+    """`--lock-target`: one session per table holding `LOCK TABLES t READ` from now until
+    its swap, so nobody writes rows the copy would overwrite (readers are not blocked).
+    Each wait for the lock is bounded like the swap's. Yields {table: holder}."""
+    holders: dict[str, Holder] = {}
+    try:
+        for plan in plans:
+            holder = Holder(connect(target_env, config.settings), plan.table, "READ")
+            holders[plan.table] = holder
+            lock_tables(holder.session, [f"{quote(plan.table)} READ"], target_env.database,
+                        [plan.table], config.settings,
+                        ignore={h.connection_id for h in holders.values()})
+            holder.held = True
+        log.info("writes to %s blocked until their swap (--lock-target)", ", ".join(holders))
+        yield holders
+    finally:
+        for holder in holders.values():
+            holder.close()
+
+
+def _release_holder(run: _Run, group: list[str]) -> swap.OnLocking | None:
+    """--lock-target: hand the group's tables from our READ locks to the swap's lock
+    without letting a queued writer in between (`mdl.handoff`)."""
+    gates = [run.holders[t] for t in group if t in run.holders]
+    if not gates:
+        return None
+
+    def release(watcher: Session, connection_id: int) -> None:
+        wait_until_waiting(watcher, connection_id)
+        handoff(watcher, gates, connection_id)
+    return release
 
 
 def _record(config: Config, source_env: DatabaseConfig, target_env: DatabaseConfig,

@@ -5,7 +5,9 @@ An export folder:
 manifest.json        format, tool version, server, database, per table: file, rows, bytes,
                      sha256, checksum (as `verify` computes it), columns, LOAD DATA spec,
                      frames (offset, length, rows, key range) — one zstd frame per chunk
-schema.sql           CREATE TABLE of each exported table (SHOW CREATE TABLE)
+schema.sql           CREATE TABLE of each exported table (SHOW CREATE TABLE), then the
+                     views, triggers, procedures, functions and events (DELIMITER ;;),
+                     which manifest.json also holds under "objects" (see data/objects.py)
 <table>.tsv.zst      rows in LOAD DATA's escaped text form; `zstd -dc` gives plain TSV
 ```
 Export reads every chunk inside one consistent snapshot (as `copy_tables` does) and
@@ -13,7 +15,7 @@ computes each chunk's checksum inside the same snapshot, so the manifest matches
 files exactly. Import checks the files against the manifest first, creates missing tables
 from schema.sql, loads frames in parallel into shadow tables, swaps them in atomically and
 compares every loaded shadow with the manifest's per-frame counts and checksums before
-its swap.
+its swap; after the swap it creates the views, triggers, routines and events it lacks.
 """
 
 from __future__ import annotations
@@ -35,11 +37,12 @@ from typing import IO, Any
 
 import zstandard
 
-from dumpload import __version__
+from dumpload import __version__, swap
 from dumpload.config import Config, DatabaseConfig
 from dumpload.data import chunks as chunking
 from dumpload.data import copy as copying
 from dumpload.data import encode, shadow
+from dumpload.data.objects import export_objects, import_objects, schema_sql
 from dumpload.data.stream import SourceReader
 from dumpload.data.tables import TableInfo, base_tables, inspect_table, show_create
 from dumpload.data.verify import TableCheck, VerifyReport, combine
@@ -69,9 +72,13 @@ def file_name(table: str) -> str:
 
 # ---------------------------------------------------------------- export
 def export_tables(config: Config, env: DatabaseConfig, out_dir: Path, tables: Sequence[str], *,
-                  threads: int | None = None,
-                  progress: Progress | None = None) -> dict[str, Any]:
-    """Write `tables` of `env` to `out_dir` (new or empty); returns the manifest."""
+                  threads: int | None = None, progress: Progress | None = None,
+                  objects: tuple[Sequence[str], Sequence[str]] = (("*",), ())
+                  ) -> dict[str, Any]:
+    """Write `tables` of `env` to `out_dir` (new or empty); returns the manifest.
+
+    `objects`: (include, exclude) globs choosing the views, procedures, functions and
+    events that go with them (the triggers of `tables` always do)."""
     threads = max(1, threads or config.settings.threads)
     progress = progress or NullProgress()
     _prepare_dir(out_dir)
@@ -84,7 +91,8 @@ def export_tables(config: Config, env: DatabaseConfig, out_dir: Path, tables: Se
         if missing:
             raise DataError(f"table(s) not found on {env.name}: {', '.join(missing)}")
         plans = {t: chunking.plan_chunks(src, i, threads) for t, i in infos.items()}
-        _write_schema(out_dir, src, list(tables))
+        extra = export_objects(src, list(tables), *objects)
+        _write_schema(out_dir, src, list(tables), extra)
         defaults = stack.enter_context(defaults_file(env, binary))
         for t, info in infos.items():
             progress.add_table(t, info.rows_estimate, info.data_bytes)
@@ -102,7 +110,7 @@ def export_tables(config: Config, env: DatabaseConfig, out_dir: Path, tables: Se
         finally:
             for r in readers:
                 r.close()
-        manifest = _assemble(out_dir, env, src.server, infos, plans, results)
+        manifest = _assemble(out_dir, env, src.server, infos, plans, results, extra)
     for t in tables:
         progress.table_done(t, "exported")
     return manifest
@@ -115,10 +123,12 @@ def _prepare_dir(out_dir: Path) -> None:
     make_dirs(out_dir / PARTS)  # each folder it creates 0700; an existing --out keeps its mode
 
 
-def _write_schema(out_dir: Path, src: Any, tables: list[str]) -> None:
+def _write_schema(out_dir: Path, src: Any, tables: list[str],
+                  objects: list[dict[str, Any]]) -> None:
     lines = ["-- dumpload export schema", "SET foreign_key_checks = 0;", ""]
     for t in tables:
         lines += [show_create(src, t) + ";", ""]
+    lines += schema_sql(objects)
     write_text(out_dir / SCHEMA, "\n".join(lines))
 
 
@@ -182,7 +192,8 @@ def _export_chunk(reader: SourceReader, chunk: chunking.Chunk, info: TableInfo, 
 def _assemble(out_dir: Path, env: DatabaseConfig, server: ServerInfo,
               infos: dict[str, TableInfo],
               plans: dict[str, list[chunking.Chunk]],
-              results: dict[tuple[str, int], dict[str, Any]]) -> dict[str, Any]:
+              results: dict[tuple[str, int], dict[str, Any]],
+              objects: list[dict[str, Any]]) -> dict[str, Any]:
     entries = []
     for table, info in infos.items():
         target = out_dir / file_name(table)
@@ -212,7 +223,7 @@ def _assemble(out_dir: Path, env: DatabaseConfig, server: ServerInfo,
     manifest = {"format": FORMAT, "tool_version": __version__,
                 "created": datetime.now(UTC).isoformat(timespec="seconds"),
                 "server": server.version_string, "source_env": env.name, "database": env.database,
-                "tables": entries}
+                "tables": entries, "objects": objects}
     write_text(out_dir / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False))
     return manifest
 
@@ -300,12 +311,12 @@ def import_tables(config: Config, env: DatabaseConfig, folder: Path,
         wire = wire_args(env, binary, dst.server)  # before any write: may refuse
         _create_missing(dst, folder, list(entries))
         plans = [_import_plan(dst, entry) for entry in entries.values()]
-        shadow.cleanup_leftovers(dst)
         defaults = stack.enter_context(defaults_file(env, binary))
         tools = copying._Tools(binary, binary, defaults, defaults, env.database, env.database,
                                target_wire=wire)
         run = copying._Run(plans, progress, env, threads, config.settings)
         run.kind = KIND
+        run.guard = {fp.table: fp for fp in swap.fingerprints(dst, run.plans)}
         for plan in plans:
             progress.add_table(plan.table, plan.rows_estimate, plan.bytes_estimate)
         try:
@@ -314,6 +325,8 @@ def import_tables(config: Config, env: DatabaseConfig, folder: Path,
             jobs = [_import_job(config, tools, run, folder, entries) for _ in range(threads)]
             copying.run_workers(run, jobs)
             copying._swap_groups(config, env, dst, run)
+            if all(r.status == "swapped" for r in run.results.values()):
+                import_objects(dst, manifest.get("objects", []), list(entries))
         finally:
             leftover = [s for t, s in run.shadows.items() if run.results[t].status != "swapped"]
             with contextlib.suppress(Exception):

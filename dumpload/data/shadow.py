@@ -1,16 +1,10 @@
-"""Shadow tables on the target: create (deferred indexes), finish, check FKs, swap, clean up.
+"""Shadow tables on the target: create (deferred indexes), build indexes, check FKs.
 
-Writes only tables named `_dl_shadow_*` / `_dl_old_*` (see `tables.work_name`) until the
-swap, which is one `RENAME TABLE t TO _dl_old_t, _dl_shadow_t TO t, ...` for a group of
-tables linked by foreign keys: readers see all old rows or all new rows, never a mix.
-
-InnoDB makes the swap need care with foreign keys: FK names are unique per database, so
-the shadow is created without FKs and they are added after the rename (the old table is
-dropped first to free the names); and a child's FK follows its parent's rename, so FKs of
-tables outside the copy that referenced a swapped table are re-pointed at the new one.
-Both are metadata-only changes with `foreign_key_checks=0`; rows are checked for FK
-violations with anti-join queries before the swap, so a constraint error fails the copy
-while the old data is still in place.
+Writes only tables named `_dl_shadow_*` (see `swap.work_name`). A shadow is created
+without foreign keys (their names are unique per database) and without triggers; the
+swap protocol (`dumpload.swap`) moves both onto it at the instant it replaces the live
+table. Rows are checked for FK violations with anti-join queries before the swap, so a
+constraint error fails the copy while the old data is still in place.
 """
 
 from __future__ import annotations
@@ -19,13 +13,12 @@ import logging
 import re
 from dataclasses import dataclass, field
 
-from dumpload.catalog import OLD_PREFIX, SHADOW_PREFIX
+from dumpload.catalog import SHADOW_PREFIX
 from dumpload.data.tables import (
     ForeignKey,
     fks_into,
     fks_out,
     show_create,
-    triggers_of,
     work_name,
 )
 from dumpload.db import Session
@@ -151,67 +144,9 @@ def related_fks(session: Session, tables: list[str]) -> list[ForeignKey]:
     return list(seen.values())
 
 
-def swap(session: Session, plans: list[ShadowPlan], database: str) -> None:
-    """Atomically put every shadow in place of its table, then restore FKs and triggers."""
-    names = [p.table for p in plans]
-    outside_children = [fk for t in names for fk in fks_into(session, t) if fk.table not in names]
-    child_clauses = {(fk.table, fk.name): _fk_clause(session, fk.table, fk.name)
-                     for fk in outside_children}
-    triggers = {t: triggers_of(session, t) for t in names}
-    session.execute("SET SESSION foreign_key_checks = 0")
-    pairs = []
-    for p in plans:
-        old = work_name(OLD_PREFIX, p.table)
-        session.execute(f"DROP TABLE IF EXISTS {quote(old)}")
-        pairs.append(f"{quote(p.table)} TO {quote(old)}, {quote(p.shadow)} TO {quote(p.table)}")
-    session.execute("RENAME TABLE " + ", ".join(pairs))
-    log.info("swapped in %s", ", ".join(names))
-    for p in plans:
-        for name, _ in triggers[p.table]:  # triggers moved with the old table
-            session.execute(f"DROP TRIGGER IF EXISTS {quote(name)}")
-        session.execute(f"DROP TABLE {quote(work_name(OLD_PREFIX, p.table))}")
-    for p in plans:
-        if p.fk_clauses:
-            session.execute(f"ALTER TABLE {quote(p.table)} "
-                            + ", ".join("ADD " + c for c in p.fk_clauses))
-        for _, statement in triggers[p.table]:
-            session.execute(statement)
-    for (child, name), clause in child_clauses.items():
-        session.execute(f"ALTER TABLE {quote(child)} DROP FOREIGN KEY {quote(name)}")
-        session.execute(f"ALTER TABLE {quote(child)} ADD {clause}")
-    session.execute("SET SESSION foreign_key_checks = 1")
-
-
-def _fk_clause(session: Session, table: str, name: str) -> str:
-    for line in show_create(session, table).splitlines():
-        if _FK_LINE.match(line) and line.strip().startswith(f"CONSTRAINT {quote(name)} "):
-            return line.strip().rstrip(",")
-    raise DataError(f"foreign key {name} of {table!r} not found in SHOW CREATE TABLE")
-
-
 def drop_shadows(session: Session, plans: list[ShadowPlan]) -> None:
     for p in plans:
         try:
             session.execute(f"DROP TABLE IF EXISTS {quote(p.shadow)}")
         except Exception as exc:  # best effort: the next run cleans up too
             log.warning("could not drop %s: %s", p.shadow, exc)
-
-
-def cleanup_leftovers(session: Session) -> list[str]:
-    """Drop `_dl_shadow_*` tables left by an interrupted run; returns their names.
-
-    A leftover `_dl_old_*` means a run died between the swap and the drop: the swap had
-    happened, so the old copy is dropped too.
-    """
-    rows = session.query(
-        "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
-        "AND (TABLE_NAME LIKE %s OR TABLE_NAME LIKE %s)",
-        (SHADOW_PREFIX.replace("_", "\\_") + "%", OLD_PREFIX.replace("_", "\\_") + "%"))
-    names = [r[0] for r in rows]
-    if names:
-        session.execute("SET SESSION foreign_key_checks = 0")
-        for name in names:
-            session.execute(f"DROP TABLE IF EXISTS {quote(name)}")
-        session.execute("SET SESSION foreign_key_checks = 1")
-        log.warning("dropped leftover work tables of an interrupted run: %s", ", ".join(names))
-    return names

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import subprocess
 import uuid
 from collections.abc import Callable, Sequence
@@ -168,6 +169,18 @@ def _find_marker(buffer: bytes, marker: bytes) -> int:
     return at + 1 if at >= 0 else -1
 
 
+# Server errors a later attempt may not meet (the client prints `ERROR <code> ...`).
+TRANSIENT_CODES = {1205, 1213, 2002, 2003, 2006, 2013, 1040, 1053}
+
+
+def transient(stderr: str) -> bool:
+    """Whether a failed client's stderr may be worth another attempt: a transient server
+    error, or no server error at all (killed, crashed). Access denied, local_infile
+    disabled, unknown column, duplicate key and the like are permanent."""
+    codes = [int(c) for c in re.findall(r"\bERROR (\d+)", stderr)]
+    return not codes or all(c in TRANSIENT_CODES for c in codes)
+
+
 class Loader:
     """One target client running one LOAD DATA from its stdin.
 
@@ -192,8 +205,9 @@ class Loader:
         first = self.proc.stdout.readline()
         if not first.strip().isdigit():
             self.proc.kill()
-            raise LoadFailed(f"{what}: the target client did not start: {self._error()}",
-                             retryable=True)
+            error = self._error()
+            raise LoadFailed(f"{what}: the target client did not start: {error}",
+                             retryable=transient(error))
         self.connection_id = int(first)
 
     @property
@@ -219,7 +233,8 @@ class Loader:
         try:
             self.proc.check()
         except ToolError as exc:
-            raise LoadFailed(f"{self.what}: {exc.stderr or exc}", retryable=True) from None
+            raise LoadFailed(f"{self.what}: {exc.stderr or exc}",
+                             retryable=transient(exc.stderr or "")) from None
         lines = out.decode("utf-8", "replace").strip().splitlines()
         if lines and lines[-1].startswith("Bytes_received\t"):
             self.wire_bytes = _status_value(lines.pop().encode(), "Bytes_received")

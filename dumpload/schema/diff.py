@@ -25,7 +25,7 @@ from dumpload.schema.model import (
     View,
     literal,
 )
-from dumpload.schema.partitions import partition_columns, plan_partitioning
+from dumpload.schema.partitions import Partitioning, partition_columns, plan_partitioning
 from dumpload.schema.plan import APPLY_SQL_MODE, PHASES, Change, Difference, Plan, Step
 from dumpload.schema.routines import plan_objects
 from dumpload.schema.safety import column_change_safety
@@ -257,6 +257,16 @@ def _partition_keys_change(s: Table, t: Table) -> bool:
         return [i for i in unique if i.kind == "PRIMARY"] != [
             i for i in t.indexes if i.kind == "PRIMARY"]
     return any(not used <= set(i.columns) for i in unique if i not in t.indexes)
+
+
+def _partitioning_at_main_alter(s: Table, t: Table) -> Partitioning | None:
+    """The target's partitioning when its main ALTER runs (partition steps come after it;
+    see `partitions.plan_partitioning`): a rebuild in its place must keep that."""
+    if t.partitioning is None or s.partitioning is None:
+        return None if s.partitioning is None else t.partitioning
+    if s.partitioning.scheme() != t.partitioning.scheme() and _partition_keys_change(s, t):
+        return None
+    return t.partitioning
 
 
 def _fk_kept_but_touched(fk_name: str, s: Table, t: Table, cols: set[str],
@@ -622,7 +632,8 @@ def rebuild_statements(s: Table, target: Schema, flavor: Flavor | str,
     flavor = Flavor.of(flavor)
     # MySQL's CHECK names are unique per schema: the shadow gets them after the swap.
     per_table = flavor.check_names_per_table
-    shadow = replace(s, foreign_keys=(), checks=s.checks if per_table else ())
+    shadow = replace(s, foreign_keys=(), checks=s.checks if per_table else (),
+                     partitioning=_partitioning_at_main_alter(s, t))
     shared = [c.name for c in s.columns
               if c.generated is None and (tc := t.column(c.name)) is not None
               and tc.generated is None]
