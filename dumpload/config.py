@@ -41,7 +41,7 @@ _SETTINGS_TYPES: dict[str, type | tuple[type, ...]] = {
     "retry_attempts": int, "compression_level": int,
     "lock_wait_timeout": int, "lock_wait_total": int,
     "keep_daily": int, "keep_weekly": int, "keep_monthly": int,
-    "large_table_mb": (int, float),
+    "large_table_mb": (int, float), "in_place_max_mb": (int, float),
 }
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -106,6 +106,7 @@ class Settings:
     keep_weekly: int = 0
     keep_monthly: int = 0
     large_table_mb: float = 256     # structure: ALTERs of bigger tables get an estimate
+    in_place_max_mb: float = 16     # data: smaller tables are replaced in one transaction
 
 
 @dataclass(frozen=True)
@@ -359,7 +360,7 @@ def _parse_settings(path: Path, base: Path, raw: dict[str, Any]) -> Settings:
         if key in raw and raw[key] < 1:
             raise ConfigError(f"{path}: 'settings.{key}' must be at least 1, got {raw[key]}")
     for key in ("backup_retention_days", "keep_daily", "keep_weekly", "keep_monthly",
-                "large_table_mb"):
+                "large_table_mb", "in_place_max_mb"):
         if raw.get(key, 0) < 0:
             raise ConfigError(f"{path}: 'settings.{key}' must not be negative, got {raw[key]}")
     if "compression_level" in raw and not 1 <= raw["compression_level"] <= 19:

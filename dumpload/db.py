@@ -3,6 +3,11 @@
 Every session dumpload opens is pinned to UTC (`time_zone='+00:00'`), `utf8mb4` and an
 explicit `sql_mode`, so that values read on one server mean the same on the other. Only
 catalog queries and control statements go through here; table rows never do.
+
+A server error raised by a session's statement keeps its PyMySQL class and error number,
+but its message has the row values it quotes elided (`Duplicate entry ? for key ...`) and
+it carries the statement as `statement`, cut to 200 characters with every literal elided:
+what reaches a log or an error message never holds row data.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from tenacity import (
 from dumpload.config import DatabaseConfig, Settings
 from dumpload.errors import ConnectError
 from dumpload.flavor import Flavor
+from dumpload.sqltext import elide_message, elide_values
 
 log = logging.getLogger(__name__)
 
@@ -92,12 +98,12 @@ class Session:
         self.server = server
 
     def query(self, sql: str, args: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
-        with self.conn.cursor() as cur:
+        with self.conn.cursor() as cur, _elided(sql):
             cur.execute(sql, args)
             return list(cur.fetchall())
 
     def query_dicts(self, sql: str, args: Sequence[Any] | None = None) -> list[dict[str, Any]]:
-        with self.conn.cursor(pymysql.cursors.DictCursor) as cur:
+        with self.conn.cursor(pymysql.cursors.DictCursor) as cur, _elided(sql):
             cur.execute(sql, args)
             return list(cur.fetchall())
 
@@ -106,7 +112,7 @@ class Session:
         return rows[0][0] if rows else None
 
     def execute(self, sql: str, args: Sequence[Any] | None = None) -> int:
-        with self.conn.cursor() as cur:
+        with self.conn.cursor() as cur, _elided(sql):
             return cur.execute(sql, args)
 
     def close(self) -> None:
@@ -118,6 +124,24 @@ class Session:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@contextmanager
+def _elided(sql: str) -> Iterator[None]:
+    """Re-raise a server error with the values in its message elided and the statement
+    attached (elided) as `statement`; same class and args[0], so callers see no change."""
+    try:
+        yield
+    except pymysql.err.MySQLError as exc:
+        raise elided_error(exc, sql) from None
+
+
+def elided_error(exc: pymysql.err.MySQLError, sql: str = "") -> pymysql.err.MySQLError:
+    """`exc` as a new error of its class whose message quotes no row value."""
+    args = [elide_message(a) if isinstance(a, str) else a for a in exc.args]
+    new = type(exc)(*args)
+    new.statement = elide_values(sql) if sql else ""  # type: ignore[attr-defined]
+    return new
 
 
 def fresh_table_stats(session: Session) -> None:
@@ -174,12 +198,14 @@ class _Connection(pymysql.connections.Connection):
 
 def connect(env: DatabaseConfig, settings: Settings, *, database: bool = True,
             autocommit: bool = True, sql_mode: str = SQL_MODE,
-            read_timeout: int | None = None) -> Session:
+            read_timeout: int | None = None, local_infile: bool = False) -> Session:
     """Open a session to `env`, retried per settings; raise `ConnectError` (exit 4) on failure.
 
     With `database=False` no default schema is selected (for creating it, or for doctor).
+    `local_infile`: the session may answer `LOAD DATA LOCAL` (only the data copy's loaders).
     """
     kwargs = _connect_kwargs(env, settings, database, autocommit, read_timeout)
+    kwargs["local_infile"] = local_infile
     init = f"SET time_zone='+00:00', NAMES utf8mb4, sql_mode='{sql_mode}'"
     kwargs["init_command"] = init
     try:

@@ -19,6 +19,7 @@ from typing import Any
 
 from dumpload.errors import UsageError
 from dumpload.private import make_dirs, open_private
+from dumpload.procs import pid_alive
 
 RUNNING, FAILED, DONE, NOTHING = "running", "failed", "done", "nothing-to-do"
 ABANDONED = "abandoned"
@@ -137,15 +138,7 @@ def all_journals(log_dir: Path) -> list[Journal]:
 
 
 def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid != os.getpid() and pid_alive(pid)
 
 
 def begin(log_dir: Path, run_id: str, source: str, target: str, database: str) -> Journal:

@@ -220,3 +220,17 @@ def grant_statements(missing_: Sequence[Requirement], database: str, user: str) 
     out += [f"GRANT {r.privilege} ON {'*.*' if r.on == 'global' else r.on} TO {who}"
             for r in missing_ if r.on != "database"]
     return "; ".join(out)
+
+
+def missing_for(session: Session, command: str) -> list[Requirement]:
+    """What the session's account lacks on its database for a writing `command` (a key of
+    the target table above); empty when the grants cannot be read, so that an account
+    whose grants this parser does not understand is not refused on a guess."""
+    need = [Requirement(p, "database", (command,)) for p in _TARGET_COMMANDS.get(command, ())]
+    try:
+        have = effective_grants(session)
+    except Exception:  # noqa: BLE001 - an unreadable grant list is not a refusal
+        return []
+    if not (have.global_ or have.databases or have.tables):
+        return []
+    return missing(need, have, session.env.database)

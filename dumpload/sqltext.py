@@ -70,10 +70,16 @@ _STATEMENT_IN_MESSAGE = [
 ]
 
 
+# The client prints a failing statement of a script between two lines of dashes:
+# "--------------\nINSERT INTO ... VALUES (...)\n--------------\n\nERROR 1062 ...".
+_ECHOED_STATEMENT = re.compile(r"^(-{14}\n)(.*?)(\n-{14}|\Z)", re.MULTILINE | re.DOTALL)
+
+
 def elide_message(text: str) -> str:
     """A server or tool message with the row values it quotes replaced by `?`, and any
     statement it echoes passed through `elide_values` (pure). Line by line, so a value
     never hides the next line's message."""
+    text = _ECHOED_STATEMENT.sub(lambda m: f"{m[1]}{elide_values(m[2])}{m[3]}", text)
     return "\n".join(_elide_line(line) for line in text.split("\n"))
 
 

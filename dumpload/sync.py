@@ -27,7 +27,7 @@ from dumpload.backup import create_backup
 from dumpload.catalog import table_sizes
 from dumpload.config import Config, DatabaseConfig, select_tables
 from dumpload.data import copy_tables, verify_tables
-from dumpload.data.copy import preflight as preflight_copy
+from dumpload.data.plan import preflight as preflight_copy
 from dumpload.db import connect
 from dumpload.definers import check_definers
 from dumpload.errors import DumpLoadError, StructureError, VerifyError
@@ -51,6 +51,7 @@ class SyncOptions:
     keep_definer: bool = False
     threads: int = 4
     lock_target: bool = False      # block writes to each target table while it is copied
+    full: bool = False             # copy whole tables (no delta copy)
 
 
 @dataclass
@@ -121,14 +122,15 @@ class SyncReport:
 
 def sync_options(config: Config, tables: Sequence[str] = (), *, allow_unsafe: bool = False,
                  no_backup: bool = False, keep_definer: bool = False,
-                 threads: int | None = None, lock_target: bool = False) -> SyncOptions:
+                 threads: int | None = None, lock_target: bool = False,
+                 full: bool = False) -> SyncOptions:
     """Options from the config; `--tables` replaces both configured lists."""
     repl = config.replication
     return SyncOptions(
         structure_tables=tuple(tables) or repl.structure_tables,
         data_tables=tuple(tables) or repl.data_tables, exclude_tables=repl.exclude_tables,
         allow_unsafe=allow_unsafe, no_backup=no_backup, keep_definer=keep_definer,
-        threads=threads or config.settings.threads, lock_target=lock_target)
+        threads=threads or config.settings.threads, lock_target=lock_target, full=full)
 
 
 # --- analyse -------------------------------------------------------------------------------
@@ -349,7 +351,8 @@ def _step_data(config: Config, plan: SyncPlan, options: SyncOptions, journal: jo
         return
     journal.add_unique("tables_copied", tables)
     result = copy_tables(config, plan.source, plan.target, tables, threads=options.threads,
-                         progress=progress, lock_target=options.lock_target)
+                         progress=progress, lock_target=options.lock_target,
+                         full=options.full)
     for item in result.tables:
         entry = report.table(item.table)
         entry.update(action="copied" if entry["action"] == "unchanged" else "altered+copied",

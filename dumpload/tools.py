@@ -117,7 +117,8 @@ def find_binary(kind: str, flavor: str = "mariadb") -> Binary:
 def binary_version(path: str) -> str:
     """The first line of `<tool> --version` (asked once per path and process)."""
     try:
-        out = sh.Command(path)("--version", _err_to_out=True, _timeout=20)
+        out = sh.Command(path)("--version", _err_to_out=True, _timeout=20,
+                               _env=environ_without())
     except (sh.ErrorReturnCode, sh.TimeoutException, OSError) as exc:
         raise ToolError(f"{path} --version failed: {exc}") from None
     return str(out).strip().splitlines()[0] if str(out).strip() else "unknown"
@@ -153,10 +154,7 @@ class ClientDefaults:
         return f"--defaults-extra-file=/dev/fd/{self.fd}"
 
     def child_env(self) -> dict[str, str]:
-        """This process's environment less any variable holding the password (a
-        `password_env` source) and MYSQL_PWD: a child's /proc/PID/environ shows none."""
-        return {k: v for k, v in os.environ.items()
-                if k != "MYSQL_PWD" and not any(s in v for s in self._secrets)}
+        return environ_without(self._secrets)
 
     @contextmanager
     def passed(self) -> Iterator[tuple[int, ...]]:
@@ -220,6 +218,22 @@ def defaults_file(db: DatabaseConfig, binary: Binary) -> Iterator[ClientDefaults
         yield defaults
     finally:
         defaults.close()
+
+
+_SECRETS: set[str] = set()  # passwords of this process's configuration (register_secrets)
+
+
+def register_secrets(secrets: Sequence[str | None]) -> None:
+    """Passwords that no child's environment may carry (see `environ_without`)."""
+    _SECRETS.update(s for s in secrets if s)
+
+
+def environ_without(secrets: Sequence[str] = ()) -> dict[str, str]:
+    """This process's environment for a child: less MYSQL_PWD and any variable whose
+    value is a password (`secrets` or registered), such as a `password_env` source, so
+    that the child's /proc/PID/environ shows none."""
+    drop = _SECRETS | {s for s in secrets if s}
+    return {k: v for k, v in os.environ.items() if k != "MYSQL_PWD" and v not in drop}
 
 
 CRED_DIR_PREFIX = "dumpload-cred-"
@@ -366,7 +380,9 @@ def run(argv: Sequence[str], *, stdin: bytes | str | None = None, timeout: float
 def _tail(stderr: bytes | str) -> str:
     """The end of a tool's stderr, with any row value or statement it echoes elided."""
     text = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else stderr
-    return elide_message(text.strip()[-STDERR_KEEP:])
+    # Elide first: the client echoes a whole failing statement (up to a dump's ~1 MB
+    # INSERT), and a cut tail would no longer show where that echo starts.
+    return elide_message(text.strip())[-STDERR_KEEP:]
 
 
 def widen_pipe(fd: int, size: int = 1 << 20) -> None:

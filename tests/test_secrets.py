@@ -136,19 +136,40 @@ def test_stale_credential_folders_are_swept(secret_env: tuple[TestEnv, str],
     assert not again.exists() and not used.exists() and recent.exists()
 
 
-def children(pid: int) -> list[str]:
-    """Command lines of `pid`'s child processes."""
-    out = []
+def children(pid: int) -> dict[int, str]:
+    """pid → command line of `pid`'s child processes."""
+    out = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             stat = (entry / "stat").read_text()
             if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                out.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+                out[int(entry.name)] = (entry / "cmdline").read_bytes().replace(
+                    b"\0", b" ").decode()
         except (OSError, ValueError, IndexError):
             continue
     return out
+
+
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:200]
+    except OSError:
+        return "?"
+
+
+def leaks_in_proc(pids: list[int], secret: bytes) -> list[str]:
+    """/proc/PID/cmdline or environ files of `pids` that hold `secret`."""
+    found = []
+    for pid in pids:
+        for name in ("cmdline", "environ"):
+            try:
+                if secret in Path(f"/proc/{pid}/{name}").read_bytes():
+                    found.append(f"{pid}/{name}: {command_line(pid)}")
+            except OSError:
+                continue
+    return found
 
 
 def files_holding(secret: bytes, roots: list[Path], since: float) -> list[str]:
@@ -173,21 +194,26 @@ def files_holding(secret: bytes, roots: list[Path], since: float) -> list[str]:
     return sorted(set(found))
 
 
-def kill_when(env: TestEnv, args: list[str], ready: str, temp: Path) -> int:
+def kill_when(env: TestEnv, args: list[str], ready: str, temp: Path,
+              secret: bytes) -> tuple[int, list[str]]:
     """Start dumpload, SIGKILL it as soon as a child whose command line holds `ready`
-    runs; return the exit status."""
+    runs; return its exit status and the tools' /proc entries that showed `secret`."""
     proc = subprocess.Popen([dumpload_command(), "--config", str(env.config_path), *args],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, "TMPDIR": str(temp)})
+    leaks: list[str] = []
     try:
-        wait_for(lambda: any(ready in c for c in children(proc.pid)) or proc.poll() is not None,
-                 timeout=120)
+        wait_for(lambda: any(ready in c for c in children(proc.pid).values())
+                 or proc.poll() is not None, timeout=120)
         time.sleep(0.3)  # well inside the tool's run
         assert proc.poll() is None, "dumpload finished before it could be killed"
+        tools_running = list(children(proc.pid))
+        assert tools_running
+        leaks = leaks_in_proc(tools_running, secret)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    return proc.returncode
+    return proc.returncode, leaks
 
 
 def big_table(env: TestEnv, rows: int) -> None:
@@ -197,7 +223,7 @@ def big_table(env: TestEnv, rows: int) -> None:
     env.dst("CREATE TABLE big (id INT PRIMARY KEY, pad CHAR(200), k INT, KEY (k))")
 
 
-@pytest.mark.parametrize("command", ["data", "backup"])
+@pytest.mark.parametrize("command", ["data", "sync", "backup"])
 def test_sigkill_leaves_no_password_on_disk(secret_env: tuple[TestEnv, str],
                                             command: str) -> None:
     env, password = secret_env
@@ -205,13 +231,18 @@ def test_sigkill_leaves_no_password_on_disk(secret_env: tuple[TestEnv, str],
     temp = env.folder / "tmp"
     temp.mkdir()
     since = time.time()
-    if command == "data":
-        # Killed while the loaders stream rows (after its pre-data backup).
-        code = kill_when(env, ["data", "--yes", "--threads", "2"], "--local-infile", temp)
+    secret = password.encode()
+    if command in ("data", "sync"):
+        # Killed while the loaders stream rows (after its pre-change backup). The config
+        # names the password by `password_env`: dumpload's own environment holds it, the
+        # tools' must not.
+        code, leaks = kill_when(env, [command, "--yes", "--threads", "2"], "--local-infile",
+                                temp, secret)
     else:
-        code = kill_when(env, ["backup", "create", "--env", "development"], "mariadb-dump",
-                         temp)
+        code, leaks = kill_when(env, ["backup", "create", "--env", "development"],
+                                "mariadb-dump", temp, secret)
     assert code == -signal.SIGKILL
+    assert leaks == []
     time.sleep(0.5)  # orphaned tools see their pipes close and exit
     roots = [temp, Path("/tmp"), env.folder, env.folder / "backups", env.folder / "logs"]
     control = env.folder / "logs" / "control"  # the scan must see a planted copy

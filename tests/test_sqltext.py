@@ -68,3 +68,15 @@ def test_a_long_literal_is_elided_not_cut() -> None:
 ])
 def test_elide_message(message: str, expected: str) -> None:
     assert elide_message(message) == expected
+
+
+def test_elide_message_elides_a_statement_the_client_echoes() -> None:
+    stderr = ("--------------\nINSERT INTO `t` VALUES\n('s3cret',1),\n('s3cret',1)\n"
+              "--------------\n\nERROR 1062 (23000) at line 30: Duplicate entry 's3cret' "
+              "for key 'PRIMARY'")
+    out = elide_message(stderr)
+    assert "s3cret" not in out
+    assert out.startswith("--------------\nINSERT INTO `t` VALUES (?,?), (?,?)\n-----")
+    assert out.endswith("Duplicate entry ? for key 'PRIMARY'")
+    # a tail cut before the closing dashes still loses its values
+    assert "s3cret" not in elide_message("--------------\nINSERT INTO t VALUES ('s3cret'")

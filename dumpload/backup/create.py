@@ -114,7 +114,7 @@ def create_backup(config: Config, env: DatabaseConfig, tables: Sequence[str] | N
     event: dict[str, Any] = {"event": "create", "id": attempt.id, "env": env.name,
                              "database": env.database, "label": clean_label(label),
                              "kind": kind, "run_id": run_id}
-    guard = _Guardian(config, attempt, event)
+    guard = _Guardian(config, attempt, event, [env.password or ""])
     try:
         info = _run(config, env, tables, attempt, event, progress)
         guard.release()
@@ -156,7 +156,8 @@ if sys.stdin.buffer.read() != b"done":
 class _Guardian:
     """Cleans up after a backup whose dumpload process is killed outright."""
 
-    def __init__(self, config: Config, attempt: _Attempt, event: dict[str, Any]) -> None:
+    def __init__(self, config: Config, attempt: _Attempt, event: dict[str, Any],
+                 secrets: Sequence[str] = ()) -> None:
         history = config.settings.log_dir / BACKUP_HISTORY
         self.proc: subprocess.Popen[bytes] | None = None
         with contextlib.suppress(OSError):
@@ -165,7 +166,8 @@ class _Guardian:
                 [sys.executable, "-I", "-S", "-c", _GUARDIAN, str(attempt.partial),
                  str(attempt.final), str(attempt.manifest), str(history), json.dumps(event)],
                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                start_new_session=True)  # a Ctrl-C to dumpload's group must not reach it
+                # a Ctrl-C to dumpload's group must not reach it; nor a password its env
+                start_new_session=True, env=tools.environ_without(secrets))
 
     def release(self) -> None:
         """We finished (well or not) and logged it ourselves: the guardian has nothing to do."""

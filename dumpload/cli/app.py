@@ -24,7 +24,7 @@ from dumpload.config import Config, DatabaseConfig, load_config, resolve_config_
 from dumpload.db import is_transient
 from dumpload.errors import EXIT_INTERRUPTED, ConnectError, DumpLoadError, UsageError
 from dumpload.logs import RunLog, record_error, start_run
-from dumpload.tools import redact_argv, sweep_stale_credentials
+from dumpload.tools import redact_argv, register_secrets, sweep_stale_credentials
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -46,6 +46,7 @@ class App:
     def config(self) -> Config:
         if self._config is None:
             self._config = load_config(self.config_path)
+            register_secrets([db.password for db in self._config.databases.values()])
         return self._config
 
     @property
@@ -206,8 +207,9 @@ def copy_mode_options(fn: Any) -> Any:
                       "are not blocked). Without it, a table written to during its copy is "
                       "not swapped and the command exits 6.")(fn)
     return click.option("--full", is_flag=True,
-                        help="Copy whole tables. Every copy is whole today; the flag is "
-                        "accepted so that runbooks can pin the behaviour.")(fn)
+                        help="Copy whole tables: no delta copy (by default a large table "
+                        "whose key ranges mostly match has only its differing ranges "
+                        "replaced).")(fn)
 
 
 def yes_option(fn: Any) -> Any:

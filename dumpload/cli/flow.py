@@ -66,7 +66,7 @@ def sync(app: App, from_env: str | None, to_env: str | None, tables: tuple[str, 
         app.hold_target(target)
     options = sync_options(app.config, tables, allow_unsafe=allow_unsafe, no_backup=no_backup,
                            keep_definer=keep_definer, threads=threads,
-                           lock_target=lock_target)
+                           lock_target=lock_target, full=full)
     with app.console.status("analysing source and target…"):
         plan = analyse_sync(app.config, source, target, options)
     if plan.is_empty:

@@ -40,10 +40,10 @@ import zstandard
 from dumpload import __version__, swap
 from dumpload.config import Config, DatabaseConfig
 from dumpload.data import chunks as chunking
-from dumpload.data import copy as copying
-from dumpload.data import encode, shadow
+from dumpload.data import encode, engine, shadow
 from dumpload.data.objects import export_objects, import_objects, schema_sql
-from dumpload.data.stream import SourceReader
+from dumpload.data.plan import TablePlan
+from dumpload.data.stream import SourceReader, open_snapshot
 from dumpload.data.tables import TableInfo, base_tables, inspect_table, show_create
 from dumpload.data.verify import TableCheck, VerifyReport, combine
 from dumpload.db import ServerInfo, connect
@@ -101,7 +101,7 @@ def export_tables(config: Config, env: DatabaseConfig, out_dir: Path, tables: Se
             for chunk in plans[t]:
                 work.put(chunk)
         workers = min(threads, work.qsize() or 1)
-        readers = copying.open_snapshot(src, binary, defaults, list(tables), workers,
+        readers = open_snapshot(src, binary, defaults, list(tables), workers,
                                         wire=wire)
         results: dict[tuple[str, int], dict[str, Any]] = {}
         try:
@@ -281,7 +281,7 @@ class _Slice:
         return data
 
 
-def _frame_feed(path: Path, frame: dict[str, Any]) -> copying.Feed:
+def _frame_feed(path: Path, frame: dict[str, Any]) -> engine.Feed:
     def feed(sink: Callable[[bytes], None]) -> int:
         total = 0
         with path.open("rb") as fh:
@@ -297,7 +297,7 @@ def _frame_feed(path: Path, frame: dict[str, Any]) -> copying.Feed:
 
 def import_tables(config: Config, env: DatabaseConfig, folder: Path,
                   tables: Sequence[str] = (), *, threads: int | None = None,
-                  progress: Progress | None = None) -> copying.CopyReport:
+                  progress: Progress | None = None) -> engine.CopyReport:
     """Load an export into `env` (shadow + atomic swap per FK group), then compare counts and
     checksums with the manifest (`report.verify`). Raises like `copy_tables`."""
     started = time.monotonic()
@@ -312,9 +312,9 @@ def import_tables(config: Config, env: DatabaseConfig, folder: Path,
         _create_missing(dst, folder, list(entries))
         plans = [_import_plan(dst, entry) for entry in entries.values()]
         defaults = stack.enter_context(defaults_file(env, binary))
-        tools = copying._Tools(binary, binary, defaults, defaults, env.database, env.database,
+        tools = engine.Tools(binary, binary, defaults, defaults, env.database, env.database,
                                target_wire=wire)
-        run = copying._Run(plans, progress, env, threads, config.settings)
+        run = engine.Run(plans, progress, env, threads, config.settings)
         run.kind = KIND
         run.guard = {fp.table: fp for fp in swap.fingerprints(dst, run.plans)}
         for plan in plans:
@@ -323,22 +323,22 @@ def import_tables(config: Config, env: DatabaseConfig, folder: Path,
             for plan in plans:
                 run.shadows[plan.table] = shadow.create_shadow(dst, plan.table)
             jobs = [_import_job(config, tools, run, folder, entries) for _ in range(threads)]
-            copying.run_workers(run, jobs)
-            copying._swap_groups(config, env, dst, run)
+            engine.run_workers(run, jobs)
+            engine.swap_groups(config, env, dst, run)
             if all(r.status == "swapped" for r in run.results.values()):
                 import_objects(dst, manifest.get("objects", []), list(entries))
         finally:
             leftover = [s for t, s in run.shadows.items() if run.results[t].status != "swapped"]
             with contextlib.suppress(Exception):
-                shadow.drop_shadows(copying._alive(dst, config, env), leftover)
-        report = copying.CopyReport(list(run.results.values()), time.monotonic() - started,
+                shadow.drop_shadows(engine.alive(dst, config, env), leftover)
+        report = engine.CopyReport(list(run.results.values()), time.monotonic() - started,
                                     threads)
         report.verify = VerifyReport([run.checks.get(t) or TableCheck(t, error=r.error)
                                       for t, r in run.results.items()])
-    copying._record(config, env, env, report)
+    engine.record(config, env, env, report)
     if not report.ok:
         failed = [r for r in report.tables if r.status != "swapped"]
-        error = copying.CopyFailed(f"{len(failed)} table(s) not imported into {env.name} (old "
+        error = engine.CopyFailed(f"{len(failed)} table(s) not imported into {env.name} (old "
                                    f"data kept): {failed[0].table}: {failed[0].error}", report)
         if any(r.status == "mismatch" for r in failed):
             error.exit_code = EXIT_VERIFY
@@ -363,7 +363,7 @@ def _create_missing(dst: Any, folder: Path, names: list[str]) -> None:
     dst.execute("SET SESSION foreign_key_checks = 1")
 
 
-def _import_plan(dst: Any, entry: dict[str, Any]) -> copying.TablePlan:
+def _import_plan(dst: Any, entry: dict[str, Any]) -> TablePlan:
     info = inspect_table(dst, entry["name"])
     if [list(c.signature) for c in info.columns] != entry["columns"]:
         raise DataError(f"table {entry['name']!r} on {dst.env.name} has other columns than the "
@@ -372,17 +372,17 @@ def _import_plan(dst: Any, entry: dict[str, Any]) -> copying.TablePlan:
     frames = [chunking.Chunk(entry["name"], i, f["lo"], f["hi"], f["column"])
               for i, f in enumerate(entry["frames"])]
     split = shadow.split_create(entry["name"], show_create(dst, entry["name"]))
-    return copying.TablePlan(entry["name"], entry["rows"], entry["bytes"], (), frames,
+    return TablePlan(entry["name"], entry["rows"], entry["bytes"], (), frames,
                              len(split.index_clauses), len(split.fk_clauses), info)
 
 
-def _import_job(config: Config, tools: copying._Tools, run: copying._Run, folder: Path,
-                entries: dict[str, dict[str, Any]]) -> copying.Job:
+def _import_job(config: Config, tools: engine.Tools, run: engine.Run, folder: Path,
+                entries: dict[str, dict[str, Any]]) -> engine.Job:
     def job(chunk: chunking.Chunk) -> tuple[int, int]:
         entry = entries[chunk.table]
         frame = entry["frames"][chunk.index]
         spec = encode.LoadSpec(entry["load"]["targets"], entry["load"]["sets"])
-        copying.load_chunk(config.settings, tools, run, chunk,
+        engine.load_chunk(config.settings, tools, run, chunk,
                            [(_frame_feed(folder / entry["file"], frame), spec)])
         rows, total = frame["sums"]
         return int(rows), int(total)

@@ -7,6 +7,9 @@ runs `SELECT '<token>'`; the relay stops at that line (and drops it), so one pro
 serves many chunks from one snapshot, and a chunk can be re-read from the same snapshot
 when its load failed.
 
+`open_snapshot` opens the readers of one copy in one moment of the source: a coordinator
+session holds `LOCK TABLES ... READ` while each reader starts its snapshot.
+
 A `Loader` is one target client per chunk running `LOAD DATA LOCAL INFILE '/dev/stdin'`
 and then printing `ROW_COUNT()` and the warning count. LOCAL turns errors into warnings,
 so any warning fails the chunk (with the first warnings as the message): nothing is ever
@@ -25,7 +28,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
 
+import pymysql
+
+from dumpload.db import Session
 from dumpload.errors import DataError, ToolError
+from dumpload.sqltext import elide_message, quote
 from dumpload.tools import Binary, ClientDefaults, Process, base_argv, widen_pipe
 
 log = logging.getLogger(__name__)
@@ -240,7 +247,7 @@ class Loader:
             self.wire_bytes = _status_value(lines.pop().encode(), "Bytes_received")
         rows, warnings = (int(x) for x in lines[0].split("\t")[:2])
         if warnings:
-            detail = "; ".join(" ".join(w.split("\t")[1:]) for w in lines[1:6])
+            detail = "; ".join(elide_message(" ".join(w.split("\t")[1:])) for w in lines[1:6])
             raise LoadFailed(f"{self.what}: the server reported {warnings} warning(s) while "
                              f"loading: {detail}", retryable=False,
                              hint="the target table must have the source's structure: "
@@ -281,3 +288,38 @@ def drain(reader: IO[bytes], sink: Callable[[bytes], None]) -> int:
         sink(block)
         total += len(block)
     return total
+
+
+def open_snapshot(src: Session, binary: Binary, defaults: ClientDefaults, tables: list[str],
+                  workers: int, *, raw: bool = True,
+                  wire: Sequence[str] = ()) -> list[SourceReader]:
+    """All workers' snapshots opened while writes to the tables are held by a READ lock.
+
+    `raw`: readers for the SERVER text format (see `encode`), else for CLIENT."""
+    locked = _lock_source(src, tables)
+    readers: list[SourceReader] = []
+    try:
+        for i in range(workers):
+            reader = SourceReader(binary, defaults, src.env.database,
+                                  f"source reader {i + 1} ({src.env.name})", raw=raw,
+                                  wire=wire)
+            readers.append(reader)
+            reader.begin()
+    except BaseException:
+        for r in readers:
+            r.close()
+        raise
+    finally:
+        if locked:
+            src.execute("UNLOCK TABLES")
+    return readers
+
+
+def _lock_source(src: Session, tables: list[str]) -> bool:
+    try:
+        src.execute("LOCK TABLES " + ", ".join(f"{quote(t)} READ" for t in tables))
+        return True
+    except pymysql.err.MySQLError as exc:
+        log.warning("could not lock the source tables for one snapshot (%s); each worker "
+                    "reads its own snapshot, taken at nearly the same moment", exc)
+        return False

@@ -30,6 +30,7 @@ from dumpload.schema.preflight import (
     ONLINE_SUFFIX,
     run_preflight,
 )
+from dumpload.sqltext import elide_values
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +124,9 @@ def apply_plan(session: Session, plan: Plan,
 
 
 def _execute(session: Session, step: Step, sql: str) -> None:
-    log.info("structure: %s", sql)
+    # Literals elided at INFO (a plan may carry values); --log-level DEBUG logs them whole.
+    log.info("structure: %s", elide_values(sql, keep=1000))
+    log.debug("structure (as sent): %s", sql)
     try:
         if step.sql_mode is not None:
             session.execute("SET SESSION sql_mode=%s", (step.sql_mode,))
@@ -133,7 +136,7 @@ def _execute(session: Session, step: Step, sql: str) -> None:
         detail = exc.args[1] if len(exc.args) > 1 else str(exc)
         error = StructureError(
             f"{session.env.name}: {step.phase.replace('_', ' ')} of {step.table!r} failed "
-            f"(error {code}: {detail})\n  statement: {sql}",
+            f"(error {code}: {detail})\n  statement: {elide_values(sql)}",
             hint=_hint(code))
         error.code = code  # type: ignore[attr-defined]
         error.table = step.table  # type: ignore[attr-defined]
