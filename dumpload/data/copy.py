@@ -38,6 +38,7 @@ from dumpload.data.engine import (
     Job,
     Load,
     Run,
+    TableResult,
     Tools,
     alive,
     groups,
@@ -69,8 +70,8 @@ from dumpload.tools import defaults_file, find_binary, wire_args
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CopyFailed", "CopyReport", "TablePlan", "copy_tables", "open_snapshot", "plan_copy",
-           "preflight"]
+__all__ = ["CopyFailed", "CopyReport", "TablePlan", "TableResult", "copy_tables", "open_snapshot",
+           "plan_copy", "preflight", "striped"]  # names other modules imported from here
 
 def copy_tables(config: Config, source_env: DatabaseConfig, target_env: DatabaseConfig,
                 tables: Sequence[str], *, threads: int | None = None,
