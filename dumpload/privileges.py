@@ -29,6 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from dumpload.db import Session
+from dumpload.sqltext import quote
 
 BACKUP = ("SELECT", "SHOW VIEW", "TRIGGER")
 WRITE = ("SELECT", "CREATE", "DROP", "ALTER", "INSERT", "INDEX", "REFERENCES", "TRIGGER",
@@ -212,14 +213,25 @@ def missing(required_: Sequence[Requirement], have: Grants,
 
 
 def grant_statements(missing_: Sequence[Requirement], database: str, user: str) -> str:
-    """The GRANT statements that would fix `missing_`, joined by '; '."""
-    name, _, host = user.rpartition("@")
-    who = f"'{name}'@'{host}'"
+    """The GRANT statements that would fix `missing_`, each ending in ';', joined by a
+    space: SQL a user can paste as it is (`user` as CURRENT_USER() gives it)."""
+    who = sql_account(user)
     on_db = [r.privilege for r in missing_ if r.on == "database"]
-    out = [f"GRANT {', '.join(on_db)} ON `{database}`.* TO {who}"] if on_db else []
-    out += [f"GRANT {r.privilege} ON {'*.*' if r.on == 'global' else r.on} TO {who}"
+    out = [f"GRANT {', '.join(on_db)} ON {quote(database)}.* TO {who};"] if on_db else []
+    out += [f"GRANT {r.privilege} ON {'*.*' if r.on == 'global' else r.on} TO {who};"
             for r in missing_ if r.on != "database"]
-    return "; ".join(out)
+    return " ".join(out)
+
+
+def sql_account(current_user: str) -> str:
+    """`user@host` as CURRENT_USER() gives it, as SQL: `'user'@'host'`, quotes escaped."""
+    name, _, host = current_user.rpartition("@")
+    return f"{sql_string(name)}@{sql_string(host or '%')}"
+
+
+def sql_string(text: str) -> str:
+    """A single-quoted SQL string literal (backslash and quote escaped)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def missing_for(session: Session, command: str) -> list[Requirement]:

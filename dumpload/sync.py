@@ -25,7 +25,7 @@ from typing import Any
 from dumpload import journal as journals
 from dumpload.backup import create_backup
 from dumpload.catalog import table_sizes
-from dumpload.config import Config, DatabaseConfig, select_tables
+from dumpload.config import Config, DatabaseConfig, match_tables, select_tables
 from dumpload.data import copy_tables, verify_tables
 from dumpload.data.plan import preflight as preflight_copy
 from dumpload.db import connect
@@ -141,7 +141,12 @@ def analyse_sync(config: Config, source: DatabaseConfig, target: DatabaseConfig,
     started = time.monotonic()
     with connect(source, config.settings) as src, connect(target, config.settings) as dst:
         source_sizes = {t.name: t for t in table_sizes(src) if t.kind == "BASE TABLE"}
-        wanted = select_tables(source_sizes, options.data_tables, options.exclude_tables)
+        # Configured data globs must each match a source table (exit 2); --tables globs
+        # (the same list for structure) are checked against tables and views below.
+        wanted = (select_tables(source_sizes, options.data_tables, options.exclude_tables)
+                  if options.data_tables == options.structure_tables
+                  else match_tables(list(source_sizes), options.data_tables,
+                                    options.exclude_tables, where=source.name))
         # The data step replaces the rows of `wanted`: no orphan check on their new FKs.
         structure = plan_structure(src, dst, options.structure_tables, options.exclude_tables,
                                    allow_unsafe=options.allow_unsafe,

@@ -23,12 +23,12 @@ from dumpload.cli.app import (
     tables_option,
     yes_option,
 )
-from dumpload.config import Config, DatabaseConfig, select_tables
+from dumpload.config import MAX_THREADS, Config, DatabaseConfig, match_tables
 from dumpload.data.engine import CopyReport
 from dumpload.data.plan import TablePlan
 from dumpload.data.verify import VerifyReport
 from dumpload.db import session
-from dumpload.errors import EXIT_DIFFERENCES, DataError, DumpLoadError, UsageError, VerifyError
+from dumpload.errors import EXIT_DIFFERENCES, DumpLoadError, UsageError, VerifyError
 from dumpload.progress import make_progress
 
 log = logging.getLogger(__name__)
@@ -41,24 +41,25 @@ class Differences(DumpLoadError):
 
 
 def threads_option(fn: Any) -> Any:
-    return click.option("--threads", type=click.IntRange(1, 64), metavar="N",
+    return click.option("--threads", type=click.IntRange(1, MAX_THREADS), metavar="N",
                         help="Parallel workers (default: settings.threads).")(fn)
 
 
-def _data_tables(app: App, env: DatabaseConfig, tables: tuple[str, ...]) -> list[str]:
-    """Base tables of `env` matching --tables (else replication.data_tables) minus excludes."""
+def _data_tables(app: App, env: DatabaseConfig, tables: tuple[str, ...],
+                 required: bool = True) -> list[str]:
+    """Base tables of `env` matching --tables (else replication.data_tables) minus excludes;
+    a pattern matching none of them, or no pattern at all, is a usage error (exit 2)."""
     from dumpload.data.tables import base_tables
 
     include, exclude = table_patterns(app, tables, app.config.replication.data_tables)
+    if not include and not required:
+        return []  # `verify` without data tables still re-checks the structure
+    if not include:
+        raise UsageError("no data tables: replication.data_tables is empty",
+                         hint="list them in replication.data_tables, or pass --tables GLOB")
     with session(env, app.config.settings) as s:
         names = base_tables(s)
-    selected = select_tables(names, include, exclude)
-    explicit = [t for t in tables if not any(ch in t for ch in "*?[")]
-    missing = [t for t in explicit if t not in names]
-    if missing:
-        raise DataError(f"table(s) not found on {env.name}: {', '.join(missing)}",
-                        hint=f"`dumpload tables --env {env.name}` lists them")
-    return selected
+    return match_tables(names, include, exclude, where=env.name)
 
 
 SHOWN = 40   # tables listed one per row; past that the biggest, then a summary (--json: all)
@@ -214,7 +215,7 @@ def verify(app: App, from_env: str | None, to_env: str | None, tables: tuple[str
     app.start("verify", json_mode=as_json)
     config = app.config
     source, target = resolve_envs(app, from_env, to_env)
-    names = _data_tables(app, source, tables)
+    names = _data_tables(app, source, tables, required=False)
     report = verify_tables(config, source, target, names, threads=threads)
     structure, objects = _structure_differences(app, source, target, tables)
     if as_json:
@@ -282,8 +283,6 @@ def export_cmd(app: App, env_name: str, out_dir: str, tables: tuple[str, ...],
     app.start("export", json_mode=as_json)
     env = app.config.env(env_name)
     names = _data_tables(app, env, tables)
-    if not names:
-        raise UsageError(f"no tables selected on {env.name}", hint="check --tables")
     with make_progress(app.err_console) as progress:
         manifest = export_tables(app.config, env, Path(out_dir), names, threads=threads,
                                  progress=progress, objects=table_patterns(

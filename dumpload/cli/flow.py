@@ -19,6 +19,7 @@ from dumpload.cli.app import (
     yes_option,
 )
 from dumpload.cli.structure import confirm_locking
+from dumpload.config import MAX_THREADS
 from dumpload.progress import make_progress
 from dumpload.rollback import RollbackPlan, ensure_allowed, plan_rollback, rollback_run
 from dumpload.schema import render_plan_text
@@ -44,7 +45,7 @@ from dumpload.sync import (
               "cannot be rolled back).")
 @click.option("--keep-definer", is_flag=True, help="Keep DEFINER clauses of views/triggers "
               "instead of rewriting them to the target account.")
-@click.option("--threads", type=click.IntRange(1, 64), help="Parallel copy workers "
+@click.option("--threads", type=click.IntRange(1, MAX_THREADS), help="Parallel copy workers "
               "(default: settings.threads).")
 @copy_mode_options
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON document.")

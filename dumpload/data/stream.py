@@ -25,8 +25,6 @@ import re
 import subprocess
 import uuid
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import IO
 
 import pymysql
 
@@ -270,24 +268,6 @@ def _status_value(output: bytes, name: str) -> int:
         if key == name and value.strip().isdigit():
             return int(value)
     raise DataError(f"could not read {name} from the server: {output[:200]!r}")
-
-
-def relay_file(path: Path, sink: Callable[[bytes], None]) -> int:
-    """Send a file's bytes to `sink`; returns the count."""
-    total = 0
-    with path.open("rb") as fh:
-        while block := fh.read(BLOCK):
-            sink(block)
-            total += len(block)
-    return total
-
-
-def drain(reader: IO[bytes], sink: Callable[[bytes], None]) -> int:
-    total = 0
-    while block := reader.read(BLOCK):
-        sink(block)
-        total += len(block)
-    return total
 
 
 def open_snapshot(src: Session, binary: Binary, defaults: ClientDefaults, tables: list[str],

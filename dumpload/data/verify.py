@@ -20,7 +20,7 @@ from dumpload.config import Config, DatabaseConfig
 from dumpload.data import chunks as chunking
 from dumpload.data import encode
 from dumpload.data.tables import TableInfo, inspect_tables
-from dumpload.db import Session, connect
+from dumpload.db import Session, connect, usable_threads
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +135,7 @@ def verify_tables(config: Config, source_env: DatabaseConfig, target_env: Databa
         src = pool.get("source")
         dst = pool.get("target")
         kind = session_kind(src, dst)
+        threads = usable_threads(threads, src, dst, per_worker=2)
         names = list(tables)
         infos, targets = inspect_tables(src, names), inspect_tables(dst, names)
         checks = [_prepare(src, infos[t], targets[t], threads) for t in names]
