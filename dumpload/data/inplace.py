@@ -255,6 +255,7 @@ def replace_batch(run: Run, reader: SourceReader, session: Session, tables: list
 def _replace_once(run: Run, reader: SourceReader, session: Session, tables: list[str],
                   fks: list[ForeignKey], flavor: str) -> None:
     started = time.monotonic()
+    received, sent = _bytes_received(session), reader.bytes_sent()
     session.execute("START TRANSACTION")
     for t in tables:
         session.execute(f"DELETE FROM {quote(t)}")
@@ -272,12 +273,28 @@ def _replace_once(run: Run, reader: SourceReader, session: Session, tables: list
     _verify(run, session, tables, sums)
     shadow.check_foreign_keys(session, {}, run.target_env.database, fks)
     session.execute("COMMIT")
+    _share_wire(run, tables, _bytes_received(session) - received, reader.bytes_sent() - sent)
     seconds = round((time.monotonic() - started) / max(1, len(tables)), 4)
     for t in tables:
         run.results[t].status = "swapped"
         run.results[t].strategy = "in-place"
         run.results[t].phases["in_place"] = seconds
         run.progress.table_done(t, "done")
+
+
+def _bytes_received(session: Session) -> int:
+    """The target server's count of bytes received on this connection (what crossed the
+    wire, protocol framing included)."""
+    return int(session.query("SHOW SESSION STATUS LIKE 'Bytes_received'")[0][1])
+
+
+def _share_wire(run: Run, tables: list[str], target: int, source: int) -> None:
+    """A batch's wire bytes, shared among its tables by the bytes each read."""
+    total = sum(run.results[t].bytes for t in tables) or 1
+    for t in tables:
+        share = run.results[t].bytes / total
+        run.results[t].target_wire_bytes = round(target * share)
+        run.results[t].source_wire_bytes = round(source * share)
 
 
 def _verify(run: Run, session: Session, tables: list[str], sums: dict[str, Sums]) -> None:

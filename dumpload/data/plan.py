@@ -27,8 +27,9 @@ from dumpload.data.tables import (
     trigger_counts,
 )
 from dumpload.db import Session, connect
-from dumpload.errors import DataError
+from dumpload.errors import DataError, DumpLoadError
 from dumpload.sqltext import quote
+from dumpload.tools import find_binary, wire_args
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,8 @@ def plan_tables(src: Session, dst: Session, tables: Sequence[str], threads: int,
                             hint="check --tables / replication.data_tables")
         check_structures(infos[name], targets[name], dst.env.name)
     fks, triggers = schema_fks(dst), trigger_counts(dst)
+    if in_place_max and target_compressed(dst):
+        in_place_max = 0
     # The catalog's sizes may be stale (InnoDB refreshes them lazily): a table that looks
     # small is counted, up to a bound, on both sides before it may go in place.
     looks_small = [t for t in names if max(infos[t].data_bytes, targets[t].data_bytes)
@@ -129,6 +132,16 @@ def plan_tables(src: Session, dst: Session, tables: Sequence[str], threads: int,
                                len(split.index_clauses), len(split.fk_clauses), info,
                                modes[name]))
     return plans
+
+
+def target_compressed(dst: Session) -> bool:
+    """Whether the target's loaders compress their protocol (`compress`, e.g. across a slow
+    link). The in-place strategy loads through PyMySQL, which cannot: it is then off, so
+    every row still crosses that link compressed."""
+    try:
+        return bool(wire_args(dst.env, find_binary("client", dst.server.flavor), dst.server))
+    except DumpLoadError:
+        return False  # the copy itself refuses the setting, naming the reason
 
 
 def bounded_counts(session: Session, names: list[str], limit: int) -> dict[str, int]:
