@@ -189,7 +189,8 @@ def _memfd(data: bytes) -> int | None:
     if create is None:
         return None
     try:
-        fd = create("dumpload-client", os.MFD_CLOEXEC | getattr(os, "MFD_ALLOW_SEALING", 0))
+        fd: int = create("dumpload-client",
+                         os.MFD_CLOEXEC | getattr(os, "MFD_ALLOW_SEALING", 0))
     except OSError:
         return None
     try:
