@@ -362,21 +362,6 @@ def redact_argv(argv: Sequence[str], secrets: Sequence[str] = ()) -> list[str]:
     return out
 
 
-def run(argv: Sequence[str], *, stdin: bytes | str | None = None, timeout: float | None = None,
-        what: str = "") -> str:
-    """Run a short command to completion and return its stdout; raise `ToolError` on failure."""
-    log.info("run: %s", " ".join(redact_argv(argv)))
-    try:
-        out = sh.Command(argv[0])(*argv[1:], _in=stdin, _timeout=timeout, _tty_out=False)
-    except sh.ErrorReturnCode as exc:
-        raise ToolError(f"{what or Path(argv[0]).name} failed (exit {exc.exit_code}): "
-                        f"{_tail(exc.stderr)}", stderr=_tail(exc.stderr),
-                        returncode=exc.exit_code) from None
-    except sh.TimeoutException:
-        raise ToolError(f"{what or Path(argv[0]).name} timed out after {timeout} s") from None
-    return str(out)
-
-
 def _tail(stderr: bytes | str) -> str:
     """The end of a tool's stderr, with any row value or statement it echoes elided."""
     text = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else stderr

@@ -23,7 +23,6 @@ Touches: the target env's server, the backup folder (the pre-restore backup), hi
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import logging
 import subprocess
 import threading
@@ -44,7 +43,7 @@ from dumpload.backup.frames import TABLE_KINDS
 from dumpload.backup.inprogress import Marker, in_progress, settle_interrupted
 from dumpload.backup.verify import verify_backup
 from dumpload.catalog import fk_groups
-from dumpload.config import Config, DatabaseConfig
+from dumpload.config import Config, DatabaseConfig, match_tables
 from dumpload.db import Session, session, with_retry
 from dumpload.errors import BackupError, DumpLoadError, ToolError
 from dumpload.logs import record_backup, record_metrics
@@ -123,16 +122,12 @@ def plan_restore(config: Config, backup: str | Path | BackupInfo, env: DatabaseC
 
 
 def select_objects(info: BackupInfo, patterns: Sequence[str] | None) -> tuple[list[str], list[str]]:
-    """(base tables, views) of the backup matching the globs; every glob must match."""
+    """(base tables, views) of the backup matching the globs; a glob that matches nothing
+    is a `UsageError` (exit 2) listing what the backup holds."""
     if patterns is None:
         return info.tables, info.views
     names = info.tables + info.views
-    unmatched = [p for p in patterns if not any(fnmatch.fnmatchcase(n, p) for n in names)]
-    if unmatched:
-        raise BackupError(f"backup {info.id} has no table matching "
-                          f"{', '.join(map(repr, unmatched))}",
-                          hint=f"it holds: {', '.join(names) or 'no tables'}")
-    chosen = {n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)}
+    chosen = set(match_tables(names, patterns, where=f"backup {info.id}"))
     return [t for t in info.tables if t in chosen], [v for v in info.views if v in chosen]
 
 

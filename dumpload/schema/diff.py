@@ -182,6 +182,8 @@ def _refk_for_modified_parents(source: Schema, target: Schema) -> dict[str, set[
         s, t = source.tables[name], target.tables[name]
         modified[name] = {c.name for c in s.columns
                           if (tc := t.column(c.name)) is not None and _col_changed(c, tc)}
+        # Dropped columns too: a FK that references one must go first (else error 1829).
+        modified[name] |= {c.name for c in t.columns if s.column(c.name) is None}
     out: dict[str, set[str]] = {}
     children = [(n, fk) for n, t in target.tables.items() for fk in t.foreign_keys]
     for name, fk in [*children, *target.inbound]:

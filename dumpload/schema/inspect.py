@@ -124,7 +124,7 @@ def build_schema(database: str, flavor: Flavor | str, version: tuple[int, int, i
                     if kinds[n] not in ("BASE TABLE", "VIEW"))
     tables = _tables(database, flavor, rows, base)
     views = {v.name: v for v in _views(database, rows.get("views", [])) if v.name in selected}
-    triggers = {t.name: t for t in _triggers(rows.get("triggers", [])) if t.table in base}
+    triggers = {t.name: t for t in triggers_from_rows(rows.get("triggers", [])) if t.table in base}
     inbound = _inbound_fks(database, rows.get("foreign_keys", []), base, set(kinds))
     creates = {r["KEY"]: r["CREATE"] for r in rows.get("object_create", [])}
     routines = routines_from_rows(rows.get("routines", []), rows.get("parameters", []), creates)
@@ -247,7 +247,8 @@ def _views(database: str, rows: Rows) -> list[View]:
     return out
 
 
-def _triggers(rows: Rows) -> list[Trigger]:
+def triggers_from_rows(rows: Rows) -> list[Trigger]:
+    """information_schema.TRIGGERS rows → model triggers (pure)."""
     return [Trigger(
         name=fl.text(fl.get(r, "TRIGGER_NAME")) or "",
         table=fl.text(fl.get(r, "EVENT_OBJECT_TABLE")) or "",

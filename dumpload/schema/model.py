@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dumpload.flavor import Flavor
+from dumpload.flavor import MARIADB, Flavor
 from dumpload.schema.partitions import Partitioning
 from dumpload.schema.routines import Event, Routine
 from dumpload.sqltext import quote
@@ -35,7 +35,7 @@ class Column:
     invisible: bool = False
     check: str | None = None       # MariaDB column-level CHECK clause
 
-    def definition(self, flavor: Flavor | str = "mariadb") -> str:
+    def definition(self, flavor: Flavor | str = MARIADB) -> str:
         """The column definition as in CREATE TABLE / ADD COLUMN / MODIFY COLUMN."""
         flavor = Flavor.of(flavor)
         parts = [quote(self.name), self.type]
@@ -104,7 +104,7 @@ class Index:
     def columns(self) -> tuple[str, ...]:
         return tuple(p.column for p in self.parts if p.column)
 
-    def definition(self, flavor: Flavor | str = "mariadb") -> str:
+    def definition(self, flavor: Flavor | str = MARIADB) -> str:
         cols = "(" + ", ".join(p.sql() for p in self.parts) + ")"
         head = {"PRIMARY": "PRIMARY KEY", "UNIQUE": f"UNIQUE KEY {quote(self.name)}",
                 "FULLTEXT": f"FULLTEXT KEY {quote(self.name)}",
@@ -191,7 +191,7 @@ class Table:
             out.append(f"COMMENT={literal(self.comment)}")
         return out
 
-    def create_sql(self, flavor: Flavor | str = "mariadb", name: str | None = None) -> str:
+    def create_sql(self, flavor: Flavor | str = MARIADB, name: str | None = None) -> str:
         body = [c.definition(flavor) for c in self.columns]
         body += [i.definition(flavor) for i in self.indexes]
         body += [f.definition() for f in self.foreign_keys]
