@@ -12,13 +12,17 @@ import difflib
 import fnmatch
 import json
 import os
+import re
 import stat
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from dumpload.errors import ConfigError
+from pymysql.charset import charset_by_name
+
+from dumpload.errors import ConfigError, UsageError
+from dumpload.shapes import json_type
 
 MASK = "********"
 
@@ -41,8 +45,33 @@ _SETTINGS_TYPES: dict[str, type | tuple[type, ...]] = {
     "retry_attempts": int, "compression_level": int,
     "lock_wait_timeout": int, "lock_wait_total": int,
     "keep_daily": int, "keep_weekly": int, "keep_monthly": int,
-    "large_table_mb": (int, float),
+    "large_table_mb": (int, float), "in_place_max_mb": (int, float),
 }
+# The CLI's --threads limit and the settings' one; at run time the servers'
+# max_connections bounds it further (`dumpload.db.usable_threads`).
+MAX_THREADS = 64
+# Inclusive bounds of the integer settings. connection_timeout: PyMySQL refuses more than a
+# year; backup_retention_days: a cutoff date must stay a date (100 years is plenty).
+SETTINGS_BOUNDS: dict[str, tuple[int, int]] = {
+    "threads": (1, MAX_THREADS), "batch_size": (1, 1_000_000),
+    "connection_timeout": (1, 31_536_000), "retry_attempts": (1, 100),
+    "max_backups": (1, 1_000_000), "backup_retention_days": (0, 36_500),
+    "compression_level": (1, 19), "keep_daily": (0, 100_000), "keep_weekly": (0, 100_000),
+    "keep_monthly": (0, 100_000), "large_table_mb": (0, 1_000_000_000),
+    "lock_wait_timeout": (1, 3600), "lock_wait_total": (1, 86_400),
+    "in_place_max_mb": (0, 1_000_000),
+}
+_BOUND_WHY = {
+    "threads": f"at most {MAX_THREADS} parallel workers (each holds server connections)",
+    "connection_timeout": "seconds; PyMySQL accepts at most 31536000 (one year)",
+    "backup_retention_days": "days; 36500 is a century",
+    "compression_level": "zstd levels 1 (fast) to 19 (small)",
+    "lock_wait_timeout": "seconds; application queries queue behind a waiting DDL that long",
+}
+_ENV_NAME = re.compile(r"\w[\w.@+-]*")
+_NON_EMPTY = ("host", "database", "socket", "charset", "password_env", "password_file",
+              "option_file", "ssl_ca", "ssl_cert", "ssl_key")
+_LIST_MAX = 12  # names listed in a "no table matches" message before "…"
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -106,6 +135,7 @@ class Settings:
     keep_weekly: int = 0
     keep_monthly: int = 0
     large_table_mb: float = 256     # structure: ALTERs of bigger tables get an estimate
+    in_place_max_mb: float = 16     # data: smaller tables are replaced in one transaction
 
 
 @dataclass(frozen=True)
@@ -170,6 +200,41 @@ def select_tables(names: Iterable[str], include: Iterable[str],
             and not any(fnmatch.fnmatchcase(n, p) for p in exclude)]
 
 
+def is_glob(pattern: str) -> bool:
+    return any(ch in pattern for ch in "*?[")
+
+
+def match_tables(names: Sequence[str], include: Iterable[str], exclude: Iterable[str] = (),
+                 *, where: str) -> list[str]:
+    """`select_tables`, but every include pattern must match at least one of `names`.
+
+    A `--tables` or configured pattern that matches nothing is a mistake (a typo, the wrong
+    environment), never a success that did nothing: it raises `UsageError` (exit 2)
+    listing what `where` (e.g. "production", "export /tmp/x") does have. `*` alone is
+    exempt: it asks for whatever there is, which may be nothing.
+    """
+    include, exclude = list(include), list(exclude)
+    # '*' means "whatever there is": an empty schema (or one of routines only) is no typo.
+    named = [p for p in include if p.strip("*")]
+    for pattern in named:
+        if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
+            raise no_table_matches(pattern, names, where)
+    selected = select_tables(names, include, exclude)
+    if named and not selected:  # they all matched, but only excluded tables
+        raise UsageError(f"every table matching {', '.join(map(repr, include))} on {where} is "
+                         "excluded by replication.exclude_tables",
+                         hint="drop them from exclude_tables, or pick other tables")
+    return selected
+
+
+def no_table_matches(pattern: str, names: Sequence[str], where: str) -> UsageError:
+    shown = ", ".join(names[:_LIST_MAX]) + ("…" if len(names) > _LIST_MAX else "")
+    near = _suggest(pattern, names)
+    return UsageError(f"no table matches {pattern!r}; tables on {where}: {shown or 'none'}",
+                      hint=near or "check --tables or the replication table lists "
+                      "(`dumpload tables --env NAME` lists the tables)")
+
+
 def masked(config: Config) -> dict[str, Any]:
     """The resolved configuration as plain data, secrets replaced by a mask."""
     dbs = {}
@@ -190,19 +255,48 @@ def _plain(value: Any) -> Any:
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"configuration file {path} not found",
                           hint="pass --config PATH or set DUMPLOAD_CONFIG") from None
+    except IsADirectoryError:
+        raise ConfigError(f"configuration file {path} is a directory",
+                          hint="pass --config PATH/config.json") from None
     except OSError as exc:
         raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from None
     try:
-        data = json.loads(text)
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})",
+                          hint="save the file as UTF-8") from None
+    if not text.strip():
+        raise ConfigError(f"{path}: the file is empty",
+                          hint="it must hold a JSON object with 'databases' and 'replication'")
+    try:
+        doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}:{exc.lineno}:{exc.colno}: malformed JSON: {exc.msg}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a JSON object")
-    return data
+    except (ValueError, RecursionError) as exc:  # a 5000-digit number, [[[[...]]]]
+        raise ConfigError(f"{path}: unreadable JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: the top level must be a JSON object, got {json_type(doc)}",
+                          hint="it must hold a JSON object with 'databases' and 'replication'")
+    _refuse_nul(path, "", doc)
+    return doc
+
+
+def _refuse_nul(path: Path, where: str, value: Any) -> None:
+    # A NUL byte cannot reach a server or a tool's argv; refuse it here, by key.
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_nul(path, f"{where}.{key}" if where else key, item)
+            if "\x00" in key:
+                raise ConfigError(f"{path}: key {key!r} holds a NUL character")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _refuse_nul(path, f"{where}[{i}]", item)
+    elif isinstance(value, str) and "\x00" in value:
+        raise ConfigError(f"{path}: '{where}' holds a NUL character")
 
 
 def _expect(path: Path, key: str, value: Any, kind: type | tuple[type, ...]) -> Any:
@@ -210,8 +304,9 @@ def _expect(path: Path, key: str, value: Any, kind: type | tuple[type, ...]) -> 
     wrong_bool = isinstance(value, bool) and kind in (int, str, list, dict)
     if wrong_bool or not isinstance(value, kind):
         names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+        shown = "" if value is None or isinstance(value, dict | list) else f" {value!r:.60}"
         raise ConfigError(f"{path}: '{key}' must be {_json_kind(names)}, "
-                          f"got {type(value).__name__} {value!r}")
+                          f"got {json_type(value)}{shown}")
     return value
 
 
@@ -248,9 +343,18 @@ def _parse_databases(path: Path, base: Path, raw: dict[str, Any]) -> dict[str, D
 
 def _parse_database(path: Path, base: Path, name: str, raw: dict[str, Any]) -> DatabaseConfig:
     prefix = f"databases.{name}."
+    if not _ENV_NAME.fullmatch(name):
+        # The name becomes a folder under backup_dir: no '/', no '..', no blank.
+        raise ConfigError(f"{path}: environment name {name!r} in 'databases' is not a plain "
+                          "name", hint="use letters, digits, '_', '.', '-'")
     _check_keys(path, prefix, raw, _DB_TYPES, required=_DB_REQUIRED)
     for key, value in raw.items():
         _expect(path, prefix + key, value, _DB_TYPES[key])
+        if key in _NON_EMPTY and not value.strip():
+            raise ConfigError(f"{path}: '{prefix}{key}' is empty")
+    if "charset" in raw and charset_by_name(raw["charset"]) is None:
+        raise ConfigError(f"{path}: '{prefix}charset' {raw['charset']!r} is not a character "
+                          "set the client knows", hint="the default, utf8mb4, suits every server")
     given = [k for k in _PASSWORD_SOURCES[:3] if k in raw]
     if len(given) > 1:
         raise ConfigError(f"{path}: {prefix[:-1]} gives both '{given[0]}' and '{given[1]}'",
@@ -263,11 +367,12 @@ def _parse_database(path: Path, base: Path, name: str, raw: dict[str, Any]) -> D
         raise ConfigError(f"{path}: '{prefix}compress' must be one of "
                           f"{', '.join(COMPRESS_MODES)}, got {raw['compress']!r}",
                           hint=_suggest(str(raw["compress"]), COMPRESS_MODES))
-    paths = {k: _resolve_path(base, raw[k]) for k in
+    paths: dict[str, Path] = {k: _resolve_path(base, raw[k]) for k in
              ("option_file", "ssl_ca", "ssl_cert", "ssl_key", "password_file") if k in raw}
     for key in ("ssl_ca", "ssl_cert", "ssl_key"):
         if key in paths and not paths[key].is_file():
-            raise ConfigError(f"{path}: '{prefix}{key}' file {paths[key]} does not exist")
+            what = "is not a file" if paths[key].exists() else "does not exist"
+            raise ConfigError(f"{path}: '{prefix}{key}' {paths[key]} {what}")
     options = (_read_option_file(path, prefix, paths["option_file"])
                if "option_file" in paths else {})
     password, source = _resolve_password(path, prefix, raw, paths, options)
@@ -312,7 +417,10 @@ def _read_password_file(path: Path, prefix: str, file: Path) -> str:
             raise ConfigError(
                 f"{path}: '{prefix}password_file' {file} is readable by group or others "
                 f"(mode {stat.S_IMODE(mode):o})", hint=f"chmod 600 {file}")
-        return file.read_text(encoding="utf-8").rstrip("\r\n")
+        return file.read_bytes().decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: '{prefix}password_file' {file} is not UTF-8 text",
+                          hint="write the password as UTF-8, on one line") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read '{prefix}password_file' {file}: "
                           f"{exc.strerror}") from None
@@ -324,8 +432,10 @@ def _read_option_file(path: Path, prefix: str, file: Path) -> dict[str, str]:
     try:
         with file.open(encoding="utf-8") as fh:
             parser.read_file(fh)
-    except (OSError, configparser.Error) as exc:
-        raise ConfigError(f"{path}: cannot read '{prefix}option_file' {file}: {exc}") from None
+    except (OSError, configparser.Error, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else (
+            "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else str(exc))
+        raise ConfigError(f"{path}: cannot read '{prefix}option_file' {file}: {why}") from None
     if not parser.has_section("client"):
         return {}
     out = {k: v.strip().strip("'\"") for k, v in parser.items("client") if v is not None}
@@ -354,21 +464,14 @@ def _parse_settings(path: Path, base: Path, raw: dict[str, Any]) -> Settings:
     _check_keys(path, "settings.", raw, _SETTINGS_TYPES)
     for key, value in raw.items():
         _expect(path, f"settings.{key}", value, _SETTINGS_TYPES[key])
-    for key in ("threads", "batch_size", "connection_timeout", "retry_attempts", "max_backups",
-                "lock_wait_timeout", "lock_wait_total"):
-        if key in raw and raw[key] < 1:
-            raise ConfigError(f"{path}: 'settings.{key}' must be at least 1, got {raw[key]}")
-    for key in ("backup_retention_days", "keep_daily", "keep_weekly", "keep_monthly",
-                "large_table_mb"):
-        if raw.get(key, 0) < 0:
-            raise ConfigError(f"{path}: 'settings.{key}' must not be negative, got {raw[key]}")
-    if "compression_level" in raw and not 1 <= raw["compression_level"] <= 19:
-        raise ConfigError(f"{path}: 'settings.compression_level' must be between 1 and 19")
-    if raw.get("lock_wait_timeout", 1) > 3600:
-        raise ConfigError(f"{path}: 'settings.lock_wait_timeout' must be at most 3600 s: "
-                          "application queries queue behind a waiting DDL that long")
-    if raw.get("lock_wait_total", 1) > 86400:
-        raise ConfigError(f"{path}: 'settings.lock_wait_total' must be at most 86400 s")
+    for key, (low, high) in SETTINGS_BOUNDS.items():
+        if key in raw and not low <= raw[key] <= high:
+            raise ConfigError(f"{path}: 'settings.{key}' must be between {low} and {high}, "
+                              f"got {raw[key]}", hint=_BOUND_WHY.get(key))
+    for key in ("backup_dir", "log_dir"):
+        folder = _resolve_path(base, raw.get(key, key.replace("_dir", "s")))
+        if folder.exists() and not folder.is_dir():
+            raise ConfigError(f"{path}: 'settings.{key}' {folder} exists and is not a folder")
     level = raw.get("log_level", "INFO").upper()
     if level not in _LOG_LEVELS:
         raise ConfigError(f"{path}: 'settings.log_level' must be one of {', '.join(_LOG_LEVELS)}",

@@ -113,7 +113,7 @@ class Session:
 
     def execute(self, sql: str, args: Sequence[Any] | None = None) -> int:
         with self.conn.cursor() as cur, _elided(sql):
-            return cur.execute(sql, args)
+            return int(cur.execute(sql, args))
 
     def close(self) -> None:
         with contextlib.suppress(pymysql.err.Error):  # already gone: closing is best effort
@@ -124,6 +124,29 @@ class Session:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# Connections a command holds on a server besides one per worker (catalog, swap, a spare).
+RESERVED_CONNECTIONS = 3
+
+
+def usable_threads(wanted: int, *sessions: Session, per_worker: int = 1) -> int:
+    """`wanted` workers, lowered so that they fit under every server's `max_connections`
+    next to the connections already open there (with a warning saying so); at least 1.
+
+    `settings.threads` and `--threads` are capped at 64 by the CLI; a server configured
+    for fewer connections would refuse workers mid-copy instead.
+    """
+    allowed = wanted
+    for s in sessions:
+        limit = int(s.scalar("SELECT @@GLOBAL.max_connections"))
+        used = int(s.query("SHOW GLOBAL STATUS LIKE 'Threads_connected'")[0][1])
+        room = max(1, (limit - used - RESERVED_CONNECTIONS) // per_worker)
+        if room < allowed:
+            log.warning("%s: using %d thread(s) instead of %d: max_connections is %d and %d "
+                        "connection(s) are open", s.env.name, room, allowed, limit, used)
+            allowed = room
+    return allowed
 
 
 @contextmanager
@@ -140,7 +163,7 @@ def elided_error(exc: pymysql.err.MySQLError, sql: str = "") -> pymysql.err.MySQ
     """`exc` as a new error of its class whose message quotes no row value."""
     args = [elide_message(a) if isinstance(a, str) else a for a in exc.args]
     new = type(exc)(*args)
-    new.statement = elide_values(sql) if sql else ""  # type: ignore[attr-defined]
+    new.statement = elide_values(sql) if sql else ""
     return new
 
 
@@ -181,7 +204,7 @@ def with_retry(fn: Callable[[], T], settings: Settings, what: str) -> T:
 _PREFERRED_TLS: ssl.SSLContext | None = None
 
 
-class _Connection(pymysql.connections.Connection):
+class _Connection(pymysql.connections.Connection):  # type: ignore[misc]  # PyMySQL: no stubs
     """PyMySQL's connection, sharing one TLS context for its opportunistic ("preferred")
     TLS. PyMySQL builds a context per connection, reading the system CA store each time:
     ~30 ms of CPU, which a copy opening dozens of connections pays again and again.
@@ -198,12 +221,14 @@ class _Connection(pymysql.connections.Connection):
 
 def connect(env: DatabaseConfig, settings: Settings, *, database: bool = True,
             autocommit: bool = True, sql_mode: str = SQL_MODE,
-            read_timeout: int | None = None) -> Session:
+            read_timeout: int | None = None, local_infile: bool = False) -> Session:
     """Open a session to `env`, retried per settings; raise `ConnectError` (exit 4) on failure.
 
     With `database=False` no default schema is selected (for creating it, or for doctor).
+    `local_infile`: the session may answer `LOAD DATA LOCAL` (only the data copy's loaders).
     """
     kwargs = _connect_kwargs(env, settings, database, autocommit, read_timeout)
+    kwargs["local_infile"] = local_infile
     init = f"SET time_zone='+00:00', NAMES utf8mb4, sql_mode='{sql_mode}'"
     kwargs["init_command"] = init
     try:

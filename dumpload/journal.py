@@ -17,8 +17,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from dumpload.errors import UsageError
+from dumpload.errors import BackupError, UsageError
 from dumpload.private import make_dirs, open_private
+from dumpload.procs import pid_alive
+from dumpload.shapes import MapOf, shape_error
 
 RUNNING, FAILED, DONE, NOTHING = "running", "failed", "done", "nothing-to-do"
 ABANDONED = "abandoned"
@@ -78,9 +80,6 @@ class Journal:
             seen.setdefault(name, None)
         return list(seen)
 
-    def step_done(self, step: str) -> bool:
-        return self.steps.get(step, {}).get("status") == DONE
-
     def mark_step(self, step: str, status: str, **details: Any) -> None:
         self.steps[step] = {"status": status, **details}
         self.save()
@@ -116,10 +115,40 @@ def runs_dir(log_dir: Path) -> Path:
     return log_dir / "runs"
 
 
+# The keys a journal must have, with their JSON types (the rest default).
+_SHAPE = {"run_id": str, "source": str, "target": str, "database": str, "status?": str,
+          "pid?": int, "started?": str, "updated?": str, "steps?": MapOf(dict),
+          "backups?": [str], "backed_up_tables?": [str], "tables_created?": [str],
+          "tables_altered?": [str], "tables_copied?": [str], "resumed_times?": int,
+          "failure?": (dict, None)}
+
+
 def load(path: Path) -> Journal:
-    doc = json.loads(path.read_text(encoding="utf-8"))
+    """The journal at `path`; `ValueError` saying what is wrong if it is not one of ours."""
+    try:
+        doc = json.loads(path.read_bytes().decode("utf-8"))
+    except RecursionError:
+        raise ValueError("not JSON (nested too deep)") from None
+    if (error := shape_error(doc, _SHAPE)) is not None:
+        raise ValueError(error)
+    for key in ("started", "updated"):
+        if doc.get(key):
+            datetime.fromisoformat(doc[key])  # ValueError when it is not a time
     doc["path"] = path
     return Journal(**doc)
+
+
+def _check_named(log_dir: Path, run_id: str) -> None:
+    # A run named on the command line whose journal is damaged: say so, not "no such run".
+    path = runs_dir(log_dir) / f"{run_id}.json"
+    if "/" in run_id or not path.is_file():
+        return
+    try:
+        load(path)
+    except (OSError, ValueError, TypeError) as exc:
+        raise BackupError(f"the journal of run {run_id} ({path}) is damaged: {exc}",
+                          hint="roll back by hand with `dumpload backup restore ID`; the "
+                          "run's backups are listed by `dumpload backup list`") from None
 
 
 def all_journals(log_dir: Path) -> list[Journal]:
@@ -137,15 +166,7 @@ def all_journals(log_dir: Path) -> list[Journal]:
 
 
 def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid != os.getpid() and pid_alive(pid)
 
 
 def begin(log_dir: Path, run_id: str, source: str, target: str, database: str) -> Journal:
@@ -195,6 +216,8 @@ def settle(log_dir: Path, target: str, database: str) -> Journal | None:
 
 def find(log_dir: Path, run_id: str | None, target: str | None = None) -> Journal:
     """The journal of `run_id`, or the newest run that changed something (for rollback)."""
+    if run_id:
+        _check_named(log_dir, run_id)
     journals = all_journals(log_dir)
     if run_id:
         for journal in journals:

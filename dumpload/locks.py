@@ -29,11 +29,18 @@ from typing import Any
 
 import pymysql
 
-from dumpload import swap
+from dumpload import privileges, swap
 from dumpload.config import DatabaseConfig, Settings
 from dumpload.db import Session, connect
-from dumpload.errors import UsageError
+from dumpload.errors import (
+    BackupError,
+    DataError,
+    DumpLoadError,
+    StructureError,
+    UsageError,
+)
 from dumpload.mdl import LOCK_MARK
+from dumpload.procs import pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +109,9 @@ def target_lock(db: DatabaseConfig, settings: Settings, *, command: str,
 
 def _refuse(session: Session, name: str, db: DatabaseConfig) -> None:
     holder = _holder(session, name)
-    gone = holder.get("host") == socket.gethostname() and not _pid_alive(holder.get("pid"))
+    pid = holder.get("pid")
+    gone = (holder.get("host") == socket.gethostname() and isinstance(pid, int)
+            and not pid_alive(pid))
     # A holder that just died: its connection goes within one keep-alive.
     if gone and session.scalar("SELECT GET_LOCK(%s, %s)", (name, 2)) == 1:
         return
@@ -130,18 +139,6 @@ def _holder(session: Session, name: str) -> dict[str, Any]:
     return {"id": conn_id}
 
 
-def _pid_alive(pid: Any) -> bool:
-    if not isinstance(pid, int):
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 @contextmanager
 def writing(db: DatabaseConfig, settings: Settings, *, command: str,
             run_id: str) -> Iterator[list[str]]:
@@ -149,5 +146,22 @@ def writing(db: DatabaseConfig, settings: Settings, *, command: str,
     interrupted run left. Yields the work tables settling dropped."""
     with target_lock(db, settings, command=command, run_id=run_id):
         with contextlib.closing(connect(db, settings)) as session:
+            refuse_missing_privileges(session, command)
             settled = swap.settle_leftovers(db, settings, session)
         yield settled
+
+
+_ERRORS: dict[str, type[DumpLoadError]] = {
+    "structure": StructureError, "backup restore": BackupError, "rollback": BackupError}
+
+
+def refuse_missing_privileges(session: Session, command: str) -> None:
+    """Before the first change: the account holds every privilege `command` will use."""
+    lacking = privileges.missing_for(session, command)
+    if not lacking:
+        return
+    account = str(session.scalar("SELECT CURRENT_USER()"))
+    error = _ERRORS.get(command, DataError)
+    raise error(f"{account} lacks {', '.join(map(str, lacking))} on {session.env.name} "
+                f"({session.env.database}), which {command} uses; nothing was changed",
+                hint=privileges.grant_statements(lacking, session.env.database, account))

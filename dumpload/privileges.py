@@ -29,6 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from dumpload.db import Session
+from dumpload.sqltext import quote
 
 BACKUP = ("SELECT", "SHOW VIEW", "TRIGGER")
 WRITE = ("SELECT", "CREATE", "DROP", "ALTER", "INSERT", "INDEX", "REFERENCES", "TRIGGER",
@@ -212,11 +213,36 @@ def missing(required_: Sequence[Requirement], have: Grants,
 
 
 def grant_statements(missing_: Sequence[Requirement], database: str, user: str) -> str:
-    """The GRANT statements that would fix `missing_`, joined by '; '."""
-    name, _, host = user.rpartition("@")
-    who = f"'{name}'@'{host}'"
+    """The GRANT statements that would fix `missing_`, each ending in ';', joined by a
+    space: SQL a user can paste as it is (`user` as CURRENT_USER() gives it)."""
+    who = sql_account(user)
     on_db = [r.privilege for r in missing_ if r.on == "database"]
-    out = [f"GRANT {', '.join(on_db)} ON `{database}`.* TO {who}"] if on_db else []
-    out += [f"GRANT {r.privilege} ON {'*.*' if r.on == 'global' else r.on} TO {who}"
+    out = [f"GRANT {', '.join(on_db)} ON {quote(database)}.* TO {who};"] if on_db else []
+    out += [f"GRANT {r.privilege} ON {'*.*' if r.on == 'global' else r.on} TO {who};"
             for r in missing_ if r.on != "database"]
-    return "; ".join(out)
+    return " ".join(out)
+
+
+def sql_account(current_user: str) -> str:
+    """`user@host` as CURRENT_USER() gives it, as SQL: `'user'@'host'`, quotes escaped."""
+    name, _, host = current_user.rpartition("@")
+    return f"{sql_string(name)}@{sql_string(host or '%')}"
+
+
+def sql_string(text: str) -> str:
+    """A single-quoted SQL string literal (backslash and quote escaped)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def missing_for(session: Session, command: str) -> list[Requirement]:
+    """What the session's account lacks on its database for a writing `command` (a key of
+    the target table above); empty when the grants cannot be read, so that an account
+    whose grants this parser does not understand is not refused on a guess."""
+    need = [Requirement(p, "database", (command,)) for p in _TARGET_COMMANDS.get(command, ())]
+    try:
+        have = effective_grants(session)
+    except Exception:  # noqa: BLE001 - an unreadable grant list is not a refusal
+        return []
+    if not (have.global_ or have.databases or have.tables):
+        return []
+    return missing(need, have, session.env.database)

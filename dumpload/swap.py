@@ -72,7 +72,7 @@ from dumpload.db import SQL_MODE, Session, connect, fresh_table_stats
 from dumpload.errors import DataError, DumpLoadError
 from dumpload.mdl import LockBusy, lock_tables, wait_until_waiting
 from dumpload.schema import flavor as fl
-from dumpload.schema.inspect import query_text
+from dumpload.schema.inspect import query_text, triggers_from_rows
 from dumpload.schema.model import ForeignKey, Trigger
 from dumpload.sqltext import quote
 
@@ -171,22 +171,9 @@ def read_catalog(session: Session, schema: str | None = None) -> _Catalog:
     for (owner, name), rows in sorted(by_fk.items()):
         fks.setdefault(owner, []).append(fl.foreign_key_from_rows(name, rows, schema))
     triggers: dict[str, list[Trigger]] = {}
-    for row in session.query_dicts(query_text("triggers"), (schema,)):
-        trig = _trigger_from_row(row)
+    for trig in triggers_from_rows(session.query_dicts(query_text("triggers"), (schema,))):
         triggers.setdefault(trig.table, []).append(trig)
     return _Catalog(schema, tables, fks, triggers)
-
-
-def _trigger_from_row(row: dict[str, Any]) -> Trigger:
-    return Trigger(
-        name=fl.text(fl.get(row, "TRIGGER_NAME")) or "",
-        table=fl.text(fl.get(row, "EVENT_OBJECT_TABLE")) or "",
-        timing=(fl.text(fl.get(row, "ACTION_TIMING")) or "").upper(),
-        event=(fl.text(fl.get(row, "EVENT_MANIPULATION")) or "").upper(),
-        statement=fl.text(fl.get(row, "ACTION_STATEMENT")) or "",
-        order=int(fl.get(row, "ACTION_ORDER") or 1),
-        definer=fl.text(fl.get(row, "DEFINER")) or "",
-        sql_mode=fl.text(fl.get(row, "SQL_MODE")) or "")
 
 
 def definitions(session: Session, schema: str, tables: Iterable[str]
@@ -421,11 +408,11 @@ def plan_settle(cat: _Catalog, record: dict[str, Any] | None = None,
             move.append(_drop_fk(owner, fk.name))
             move.append(_add_fk(owner, _retarget(fk, base_of)))
     move += _from_record(cat, record, have_trg | cat.trigger_names(), have_fk | cat.fk_names())
-    work = sorted(base_of) + orphans
+    works = sorted(base_of) + orphans
     lock_write |= set(orphans)
     return Script(database=cat.schema, lock=[f"{quote(t)} WRITE" for t in sorted(lock_write)],
                   watch=sorted({b for b in base_of.values() if b in cat.tables}), move=move,
-                  drop=[f"DROP TABLE IF EXISTS {quote(t)}" for t in work])
+                  drop=[f"DROP TABLE IF EXISTS {quote(t)}" for t in works])
 
 
 def _from_record(cat: _Catalog, record: dict[str, Any], triggers: set[str],
@@ -574,7 +561,10 @@ def _raise_for(verdict: dict[str, Any], what: str, stderr: str) -> None:
     kind = verdict.get("event")
     if kind == "done":
         return
-    message = verdict.get("message") or stderr[-2000:] or "the swap executor died"
+    if not verdict.get("message") and stderr:
+        log.error("%s: the swap executor ended without a verdict:\n%s", what, stderr[-4000:])
+    last = stderr.strip().splitlines()[-1] if stderr.strip() else ""
+    message = verdict.get("message") or last or "the swap executor died"
     hint = verdict.get("hint")
     if kind == "blocked":
         raise LockBusy(f"{what}: {message}", hint=hint)

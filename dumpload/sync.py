@@ -25,9 +25,9 @@ from typing import Any
 from dumpload import journal as journals
 from dumpload.backup import create_backup
 from dumpload.catalog import table_sizes
-from dumpload.config import Config, DatabaseConfig, select_tables
+from dumpload.config import Config, DatabaseConfig, match_tables, select_tables
 from dumpload.data import copy_tables, verify_tables
-from dumpload.data.copy import preflight as preflight_copy
+from dumpload.data.plan import preflight as preflight_copy
 from dumpload.db import connect
 from dumpload.definers import check_definers
 from dumpload.errors import DumpLoadError, StructureError, VerifyError
@@ -51,6 +51,7 @@ class SyncOptions:
     keep_definer: bool = False
     threads: int = 4
     lock_target: bool = False      # block writes to each target table while it is copied
+    full: bool = False             # copy whole tables (no delta copy)
 
 
 @dataclass
@@ -121,14 +122,15 @@ class SyncReport:
 
 def sync_options(config: Config, tables: Sequence[str] = (), *, allow_unsafe: bool = False,
                  no_backup: bool = False, keep_definer: bool = False,
-                 threads: int | None = None, lock_target: bool = False) -> SyncOptions:
+                 threads: int | None = None, lock_target: bool = False,
+                 full: bool = False) -> SyncOptions:
     """Options from the config; `--tables` replaces both configured lists."""
     repl = config.replication
     return SyncOptions(
         structure_tables=tuple(tables) or repl.structure_tables,
         data_tables=tuple(tables) or repl.data_tables, exclude_tables=repl.exclude_tables,
         allow_unsafe=allow_unsafe, no_backup=no_backup, keep_definer=keep_definer,
-        threads=threads or config.settings.threads, lock_target=lock_target)
+        threads=threads or config.settings.threads, lock_target=lock_target, full=full)
 
 
 # --- analyse -------------------------------------------------------------------------------
@@ -139,7 +141,12 @@ def analyse_sync(config: Config, source: DatabaseConfig, target: DatabaseConfig,
     started = time.monotonic()
     with connect(source, config.settings) as src, connect(target, config.settings) as dst:
         source_sizes = {t.name: t for t in table_sizes(src) if t.kind == "BASE TABLE"}
-        wanted = select_tables(source_sizes, options.data_tables, options.exclude_tables)
+        # Configured data globs must each match a source table (exit 2); --tables globs
+        # (the same list for structure) are checked against tables and views below.
+        wanted = (select_tables(source_sizes, options.data_tables, options.exclude_tables)
+                  if options.data_tables == options.structure_tables
+                  else match_tables(list(source_sizes), options.data_tables,
+                                    options.exclude_tables, where=source.name))
         # The data step replaces the rows of `wanted`: no orphan check on their new FKs.
         structure = plan_structure(src, dst, options.structure_tables, options.exclude_tables,
                                    allow_unsafe=options.allow_unsafe,
@@ -349,7 +356,8 @@ def _step_data(config: Config, plan: SyncPlan, options: SyncOptions, journal: jo
         return
     journal.add_unique("tables_copied", tables)
     result = copy_tables(config, plan.source, plan.target, tables, threads=options.threads,
-                         progress=progress, lock_target=options.lock_target)
+                         progress=progress, lock_target=options.lock_target,
+                         full=options.full)
     for item in result.tables:
         entry = report.table(item.table)
         entry.update(action="copied" if entry["action"] == "unchanged" else "altered+copied",

@@ -193,7 +193,8 @@ def _memfd(data: bytes) -> int | None:
     if create is None:
         return None
     try:
-        fd = create("dumpload-client", os.MFD_CLOEXEC | getattr(os, "MFD_ALLOW_SEALING", 0))
+        fd: int = create("dumpload-client",
+                         os.MFD_CLOEXEC | getattr(os, "MFD_ALLOW_SEALING", 0))
     except OSError:
         return None
     try:
@@ -364,21 +365,6 @@ def redact_argv(argv: Sequence[str], secrets: Sequence[str] = ()) -> list[str]:
                 arg = arg.replace(secret, "********")
         out.append(arg)
     return out
-
-
-def run(argv: Sequence[str], *, stdin: bytes | str | None = None, timeout: float | None = None,
-        what: str = "") -> str:
-    """Run a short command to completion and return its stdout; raise `ToolError` on failure."""
-    log.info("run: %s", " ".join(redact_argv(argv)))
-    try:
-        out = sh.Command(argv[0])(*argv[1:], _in=stdin, _timeout=timeout, _tty_out=False)
-    except sh.ErrorReturnCode as exc:
-        raise ToolError(f"{what or Path(argv[0]).name} failed (exit {exc.exit_code}): "
-                        f"{_tail(exc.stderr)}", stderr=_tail(exc.stderr),
-                        returncode=exc.exit_code) from None
-    except sh.TimeoutException:
-        raise ToolError(f"{what or Path(argv[0]).name} timed out after {timeout} s") from None
-    return str(out)
 
 
 def _tail(stderr: bytes | str) -> str:

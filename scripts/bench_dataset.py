@@ -127,6 +127,42 @@ def build(host: str, port: int, database: str = "bench", rows: int = 2_000_000,
     return counts
 
 
+MANY_DDL = """CREATE TABLE `{name}` (
+  id INT NOT NULL PRIMARY KEY,
+  code VARCHAR(32) NOT NULL,
+  qty INT NULL,
+  price DECIMAL(10,2) NULL,
+  note VARCHAR(100) NULL,
+  KEY ix_code (code)
+) ENGINE=InnoDB"""
+MANY_FILL = """INSERT INTO `{name}` SELECT seq, CONCAT('c', seq % 97, '-', {i}),
+  IF(seq % 7 = 0, NULL, seq * 3), seq / 4, IF(seq % 5 = 0, NULL, CONCAT('note ', seq, ' t{i}'))
+FROM seq_1_to_{n}"""
+
+
+def many_name(i: int) -> str:
+    return f"t{i:04d}"
+
+
+def build_many(host: str, port: int, database: str = "bench_many", tables: int = 1000,
+               rows: int = 200, user: str = "root", password: str = "") -> dict[str, int]:
+    """(Re)create `database` with `tables` tables of `rows` rows and one secondary index
+    each (the many-small-tables workload); returns {"tables": n, "rows": total}."""
+    conn = pymysql.connect(host=host, port=port, user=user, password=password,
+                           autocommit=True, charset="utf8mb4")
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{database}`")
+            cur.execute(f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4")
+            cur.execute(f"USE `{database}`")
+            for i in range(tables):
+                cur.execute(MANY_DDL.format(name=many_name(i)))
+                cur.execute(MANY_FILL.format(name=many_name(i), i=i, n=rows))
+    finally:
+        conn.close()
+    return {"tables": tables, "rows": tables * rows}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1")

@@ -16,6 +16,7 @@ import pytest
 
 from dumpload.backup import create_backup, find_backup, list_backups, verify_backup
 from dumpload.config import load_config
+from dumpload.errors import BackupError
 from tests.support import TestEnv, schema_digest, table_digest
 
 HARD = "hard `types` t"
@@ -137,8 +138,9 @@ def test_restore_globs_dry_run_and_latest(env: TestEnv) -> None:
     assert dry.exit_code == 0 and json.loads(dry.stdout)["tables"] == ["t1", "t2"] or \
         sorted(json.loads(dry.stdout)["tables"]) == ["t1", "t2"]
     assert env.dst("SHOW TABLES") == []
-    assert env.run("backup", "restore", "latest", "--env", "production", "--tables", "nope",
-                   "--yes").exit_code == 7
+    nope = env.run("backup", "restore", "latest", "--env", "production", "--tables", "nope",
+                   "--yes")
+    assert nope.exit_code == 2 and "no table matches 'nope'; tables on backup " in nope.stderr
     refused = env.run("backup", "restore", "latest", "--env", "production")
     assert refused.exit_code == 2 and env.dst("SHOW TABLES") == []
 
@@ -199,8 +201,15 @@ def test_dump_tool_exit_nonzero_leaves_nothing(env: TestEnv) -> None:
 
 def test_missing_table_fails_with_history_line(env: TestEnv) -> None:
     make_tables(env, 1)
+    # The command refuses a name that matches nothing before it starts (exit 2)...
     result = env.run_process("backup", "create", "--env", "development", "--tables", "nope")
-    assert_failed_cleanly(env, result)
+    assert result.returncode == 2 and "no table matches 'nope'; tables on development: t0" \
+        in result.stderr
+    assert backup_files(env) == [] and history(env) == []
+    # ...and the library, asked for a table that is gone, fails with a history line.
+    with pytest.raises(BackupError):
+        create_backup(config(env), config(env).env("development"), ["nope"])
+    assert backup_files(env) == [] and history(env)[-1]["status"] == "failed"
 
 
 def test_dump_tool_killed_mid_stream_leaves_nothing(env: TestEnv) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dumpload.catalog import fk_groups
 from dumpload.data.chunks import Chunk, integer_bounds, ranges_from_bounds
-from dumpload.data.copy import striped
 from dumpload.data.encode import (
     CLIENT,
     census_sql,
@@ -15,6 +14,7 @@ from dumpload.data.encode import (
     prints_null_word,
     select_expr,
 )
+from dumpload.data.engine import striped
 from dumpload.data.shadow import split_create
 from dumpload.data.stream import _find_marker, _hold_back
 from dumpload.data.tables import Column, work_name

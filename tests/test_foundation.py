@@ -52,8 +52,10 @@ def test_doctor_flags_local_infile_off_with_a_hint(env: TestEnv) -> None:
         result = env.run("doctor", "--env", "production", "--json")
     finally:
         env.dst("SET GLOBAL local_infile = 1")
-    assert result.exit_code != 0
-    checks = {c["name"]: c for c in json.loads(result.stdout)}
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout)
+    assert doc["exit_code"] == 1 and doc["error"] and doc["hint"]
+    checks = {c["name"]: c for c in doc["checks"]}
     assert checks["local_infile"]["ok"] is False
     assert "SET GLOBAL local_infile" in checks["local_infile"]["hint"]
     assert checks["connection"]["ok"] and checks["privileges"]["ok"]
@@ -68,10 +70,18 @@ def test_doctor_reports_missing_privileges(env: TestEnv) -> None:
         doc["databases"]["production"].update(user=user, password=SECRET)
         env.config_path.write_text(json.dumps(doc))
         result = env.run("doctor", "--env", "production", "--json")
-        checks = {c["name"]: c for c in json.loads(result.stdout)}
-        assert result.exit_code == 1
+        doc = json.loads(result.stdout)
+        checks = {c["name"]: c for c in doc["checks"]}
+        assert result.exit_code == 1 and doc["exit_code"] == 1
         assert not checks["privileges"]["ok"] and "ALTER" in checks["privileges"]["detail"]
-        assert checks["privileges"]["hint"].startswith("GRANT ")
+        fix = checks["privileges"]["hint"]
+        assert fix.startswith("GRANT ") and f"TO '{user}'@'%';" in fix
+        for statement in fix.split(";"):  # the fix column is SQL the server runs as it is
+            if statement.strip():
+                env.target.sql(None, statement)
+        result = env.run("doctor", "--env", "production", "--json")
+        assert result.exit_code == 0, result.stdout
+        assert all(c["ok"] for c in json.loads(result.stdout))
     finally:
         env.dst(f"DROP USER '{user}'@'%'")
 
@@ -100,8 +110,8 @@ def test_wrong_password_exit_4_and_never_shown(env: TestEnv) -> None:
             assert word in result.stderr
         logs = "".join(p.read_text() for p in (env.folder / "logs").glob("*.log"))
         assert SECRET not in result.stdout + result.stderr + logs
-        assert "error_summary" not in logs and "exit=4" in (
-            env.folder / "logs" / "error_summary.log").read_text()
+        # `tables` only reads: its one line in commands.log carries the exit code
+        assert "exit=4" in (env.folder / "logs" / "commands.log").read_text()
     finally:
         env.dst(f"DROP USER '{user}'@'%'")
 
@@ -122,8 +132,8 @@ def test_unreachable_server_fails_after_the_configured_retries(env: TestEnv) -> 
     elapsed = time.monotonic() - started
     assert result.exit_code == 4 and "cannot connect" in result.stderr
     assert elapsed < 2 * 3 + 8  # timeout × attempts + backoff
-    run_log = sorted((env.folder / "logs").glob("replicator_*.log"))[-1].read_text()
-    assert run_log.count("retrying") == 2  # attempts 1 and 2 were retried, 3 was the last
+    # attempts 1 and 2 were retried (warnings on stderr), 3 was the last
+    assert result.stderr.count("retrying") == 2, result.stderr
 
 
 def test_tls_configured_but_server_plaintext_is_refused(env: TestEnv, tmp_path: Path) -> None:
@@ -197,7 +207,54 @@ def test_installed_command_runs_as_a_real_process(env: TestEnv) -> None:
 
 
 def test_run_log_records_command_version_and_servers(env: TestEnv) -> None:
-    assert env.run("tables", "--env", "development").exit_code == 0
+    env.src("CREATE TABLE t (id INT PRIMARY KEY)")
+    assert env.run("backup", "create", "--env", "development").exit_code == 0
     run_log = sorted((env.folder / "logs").glob("replicator_*.log"))[-1].read_text()
     assert "command: dumpload" in run_log and "dumpload 0." in run_log
     assert f"{env.source.host}:{env.source.port}" in run_log
+
+
+def test_read_only_commands_log_one_line_each_in_one_file(env: TestEnv) -> None:
+    env.src("CREATE TABLE t (id INT PRIMARY KEY)")
+    env.dst("CREATE TABLE t (id INT PRIMARY KEY)")
+    env.write_config(data_tables=["t"])
+    calls = [("analyze",), ("verify",), ("tables", "--env", "development"), ("config", "show"),
+             ("backup", "list"), ("doctor",), ("tables", "--env", "nope")]
+    for args in calls:
+        env.run(*args)
+    logs = env.folder / "logs"
+    assert not list(logs.glob("replicator_*.log"))
+    lines = (logs / "commands.log").read_text().splitlines()
+    assert len(lines) == len(calls)
+    assert all(" exit=0 " in line for line in lines[:-1]), lines
+    assert " exit=3 " in lines[-1] and "unknown environment 'nope'" in lines[-1]
+
+
+def test_run_logs_are_rotated_by_age_and_count(tmp_path: Path) -> None:
+    from dumpload.logs import rotate_run_logs
+
+    old = time.time() - 40 * 86400
+    for day in range(1, 29):
+        path = tmp_path / f"replicator_202401{day:02d}_000000.log"
+        path.write_text("x")
+        if day <= 3:
+            os.utime(path, (old, old))
+    deleted = rotate_run_logs(tmp_path, retention_days=30, keep=20)
+    left = sorted(p.name for p in tmp_path.glob("replicator_*.log"))
+    assert len(left) == 20 and left[0] == "replicator_20240109_000000.log"
+    assert len(deleted) == 8
+    assert rotate_run_logs(tmp_path, retention_days=None, keep=20) == []
+
+
+def test_demo_help_prints_usage_and_starts_nothing(tmp_path: Path) -> None:
+    demo = Path(__file__).resolve().parent.parent / "scripts" / "demo"
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)}
+    result = subprocess.run([str(demo), "--help"], capture_output=True, text=True, timeout=30,
+                            env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: scripts/demo")
+    assert f"{tmp_path}/dumpload-demo" in result.stdout  # per-user default folder
+    assert "sandbox stop --dir" in result.stdout
+    assert list(tmp_path.iterdir()) == []
+    bad = subprocess.run([str(demo), "--nope"], capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2 and "usage:" in bad.stderr

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from dumpload.cli import cli
 from dumpload.config import load_config
-from dumpload.data.copy import TableResult
+from dumpload.data.engine import TableResult
 from dumpload.errors import ConfigError
 from dumpload.tools import (
     CLIENT_COMPRESS,

@@ -63,4 +63,7 @@ def test_grant_statements_fix_what_is_missing() -> None:
     text = grant_statements([Requirement("LOCK TABLES"), Requirement("SHOW VIEW"),
                              Requirement("SELECT", "mysql.proc")], "shop", "app@%")
     assert text == ("GRANT LOCK TABLES, SHOW VIEW ON `shop`.* TO 'app'@'%'; "
-                    "GRANT SELECT ON mysql.proc TO 'app'@'%'")
+                    "GRANT SELECT ON mysql.proc TO 'app'@'%';")
+    # quotes in the account and backticks in the database are escaped, not pasted raw
+    odd = grant_statements([Requirement("SELECT")], "sh`op", "o'brien@10.0.%")
+    assert odd == "GRANT SELECT ON `sh``op`.* TO 'o\\'brien'@'10.0.%';"

@@ -218,20 +218,26 @@ def test_sigkill_at_many_points_of_a_rollback_leaves_old_or_new(env: TestEnv) ->
             "DELETE FROM child WHERE id > 4000", "UPDATE parent SET name = 'synced'")
     env.write_config(data_tables=["big", "parent", "child"])
     before = digest(env)
-    rollback = [dumpload_command(), "--config", str(env.config_path), "rollback", "--yes"]
-    sync = [dumpload_command(), "--config", str(env.config_path), "sync", "--yes"]
-    subprocess.run(sync, check=True, capture_output=True)
+    cli = [dumpload_command(), "--config", str(env.config_path)]
+
+    def sync() -> str:
+        done = subprocess.run([*cli, "sync", "--yes", "--json"], capture_output=True,
+                              text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return str(json.loads(done.stdout)["run_id"])
+
+    run_id = sync()
     synced = digest(env)
     assert synced != before
     t0 = time.monotonic()
-    subprocess.run(rollback, check=True, capture_output=True)
+    subprocess.run([*cli, "rollback", run_id, "--yes"], check=True, capture_output=True)
     full = time.monotonic() - t0
     assert digest(env) == before
     points = 6
     for k in range(points):
-        done = subprocess.run(sync, capture_output=True, text=True)
-        assert done.returncode == 0, done.stdout + done.stderr
+        run_id = sync()
         assert digest(env) == synced
+        rollback = [*cli, "rollback", run_id, "--yes"]
         proc = subprocess.Popen(rollback, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.3 + k * full / (points - 1))
         if proc.poll() is None:

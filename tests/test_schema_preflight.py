@@ -35,6 +35,7 @@ def test_plan_failing_at_third_statement_is_refused_before_the_first(env: TestEn
             "INSERT INTO c VALUES (1, 'x'), (2, 'x'), (3, NULL)")
     doc = json.loads(env.run("analyze", "--json").stdout)
     assert [s.split("`")[1] for s in doc["statements"]] == ["a", "b", "c"]
+    env.target.sql(None, "CREATE DATABASE IF NOT EXISTS `_dl_rehearsal_plan_1000_abcdef`")  # killed
     creates = show_creates(env.target, env.database)
     types = {(t, c): None for t, c in [("a", "id"), ("a", "x"), ("b", "id"), ("c", "id"),
                                        ("c", "code")]}
@@ -98,6 +99,23 @@ def test_alters_say_algorithm_and_estimate(env: TestEnv) -> None:
     assert not scratch_schemas(env)
 
 
+def test_parent_column_dropped_under_an_outside_child_fk(env: TestEnv) -> None:
+    # The child is outside the selection; its FK references a column the source drops.
+    env.src("CREATE TABLE p (code VARCHAR(5) PRIMARY KEY)")
+    env.dst("CREATE TABLE p (id INT NOT NULL, code VARCHAR(5) NOT NULL, PRIMARY KEY (id), "
+            "UNIQUE KEY (code))",
+            "CREATE TABLE outside (id INT PRIMARY KEY, p_id INT, "
+            "CONSTRAINT fk_out FOREIGN KEY (p_id) REFERENCES p (id))",
+            "INSERT INTO p VALUES (1, 'a')", "INSERT INTO outside VALUES (1, 1)")
+    env.write_config(structure_tables=["p"])
+    refused = env.run("structure", "--yes", "--no-backup")
+    assert refused.exit_code == 5 and "fk_out" in refused.output, refused.output
+    result = env.run("structure", "--yes", "--no-backup", "--allow-unsafe")
+    assert result.exit_code == 0, result.output
+    assert "FOREIGN KEY" not in env.dst("SHOW CREATE TABLE outside")[0][1]
+    assert env.dst("SELECT code FROM p") == [("a",)]
+
+
 # --- pure ---------------------------------------------------------------------------------
 
 def test_checks_built_from_the_models() -> None:
@@ -122,3 +140,42 @@ def test_checks_built_from_the_models() -> None:
     assert fill_value(Column("d", "datetime(3)", nullable=False)) == "'0000-00-00 00:00:00'"
     assert fill_value(Column("j", "json", nullable=False)) is None
     assert fill_value(Column("s", "varchar(3)", nullable=False, default="'x'")) == "'x'"
+
+
+def test_conversions_go_before_their_tables_alter_and_need_allow_unsafe() -> None:
+    from dumpload.schema.plan import Plan, Step
+    from dumpload.schema.preflight import Preflight, Verdict, with_conversions
+    plan = Plan("s", "t", steps=(Step("drop_constraint", "t", "ALTER TABLE `t` DROP FOREIGN KEY f"),
+                                 Step("alter_table", "t", "ALTER TABLE `t` MODIFY a INT NOT NULL"),
+                                 Step("alter_table", "u", "ALTER TABLE `u` FORCE")))
+    nulls = Verdict("t", "a", "nulls", "NULL values", 3, "UPDATE `t` SET `a` = 0 WHERE `a` IS NULL")
+    dups = Verdict("u", "k", "duplicates", "duplicate rows", 2)
+    fine = Verdict("u", "x", "too_long", "values too long", 0, "UPDATE ...")
+    converted = with_conversions(plan, [nulls, dups, fine])
+    assert [s.sql.split(" ")[0] for s in converted.steps] == ["ALTER", "UPDATE", "ALTER", "ALTER"]
+    assert [(c.kind, c.safe) for c in converted.changes] == [("convert_rows", False)]
+    report = Preflight((nulls, dups, fine))
+    assert report.refusals(allow_unsafe=True) == [
+        "u.k: 2 row(s) with duplicate rows (never fixed by deleting or guessing rows)"]
+    assert len(report.refusals(allow_unsafe=False)) == 2
+
+
+def test_costs_and_online_alters() -> None:
+    from dumpload.schema.plan import Plan, Step
+    from dumpload.schema.preflight import costs_for, with_online_alters
+    plan = Plan("s", "t", steps=(Step("alter_table", "big", "ALTER TABLE `big` ADD KEY k (a)"),
+                                 Step("alter_table", "wide", "ALTER TABLE `wide` MODIFY v BIGINT"),
+                                 Step("alter_table", "tiny", "ALTER TABLE `tiny` ADD z INT")))
+    probes = {plan.steps[0].sql: ("INPLACE", "NONE"), plan.steps[1].sql: ("COPY", "SHARED"),
+              plan.steps[2].sql: ("INSTANT", "NONE")}
+    stats = {"big": (300 << 20, 10 ** 6), "wide": (200 << 20, 10 ** 6), "tiny": (1 << 10, 3)}
+    costs = costs_for(plan, probes, stats, {"COPY": 10 << 20, "INPLACE": 20 << 20}, 100 << 20)
+    by = {c.table: c for c in costs}
+    assert by["big"].seconds == 15 and not by["big"].locks_table
+    assert by["wide"].seconds == 20 and by["wide"].locks_table
+    assert not by["tiny"].large and by["tiny"].seconds is None
+    assert "estimated 20 s; writes to wide blocked" in by["wide"].describe()
+    online, costs = with_online_alters(plan, costs)
+    assert online.steps[0].sql.endswith(", ALGORITHM=INPLACE, LOCK=NONE")
+    assert online.steps[1].sql == plan.steps[1].sql
+    assert costs[0].sql == online.steps[0].sql

@@ -227,7 +227,7 @@ def test_held_metadata_lock_never_piles_up_and_copy_completes_after(env: TestEnv
         proc = subprocess.Popen(command(env, *DATA), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
         prober.start()
-        time.sleep(20)
+        time.sleep(30)
         assert proc.poll() is None, "the copy must wait for the holder"
         assert state(env) == "old"
         conn.commit()
@@ -238,6 +238,7 @@ def test_held_metadata_lock_never_piles_up_and_copy_completes_after(env: TestEnv
     assert "metadata lock busy" in err
     assert prober.count > 50
     assert prober.worst <= 2 + 1, f"a reader waited {prober.worst:.2f} s"
+    print(f"probe: {prober.count} queries, worst wait {prober.worst:.2f} s")
     assert state(env) == "new" and objects_ok(env) is None
 
 
@@ -429,3 +430,16 @@ def test_keep_definer_without_the_privilege_is_refused_before_any_change(
     assert done.returncode == 0, done.stderr
     assert env.dst("SELECT DEFINER FROM information_schema.VIEWS "
                    f"WHERE TABLE_SCHEMA = '{env.database}'") == [(f"{deployer}@%",)]
+
+
+def test_missing_privilege_is_refused_before_any_change(env: TestEnv, deployer: str) -> None:
+    build(env, 100, 200)
+    env.target.sql(None, f"REVOKE LOCK TABLES ON `{env.database}`.* FROM '{deployer}'@'%'")
+    use_target_account(env, deployer, "Dep-pw-1")
+    result = subprocess.run(command(env, "data", "--yes"), capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 6, result.stderr
+    assert "lacks LOCK TABLES" in result.stderr and "GRANT LOCK TABLES ON" in result.stderr
+    assert state(env) == "old" and work_tables(env) == []
+    assert not (env.folder / "backups").exists() or not any(
+        (env.folder / "backups").rglob("*.sql.zst"))

@@ -16,15 +16,16 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from dumpload.config import Config, DatabaseConfig
-from dumpload.errors import BackupError
+from dumpload.errors import BackupError, UsageError
 from dumpload.private import open_private
+from dumpload.shapes import MapOf, shape_error
 
 SUFFIX = ".sql.zst"
 MANIFEST_SUFFIX = ".manifest.json"
@@ -201,13 +202,46 @@ def parse_stamp(id_: str, database: str | None = None) -> datetime | None:
         return None
 
 
+# What the readers of a manifest index into; other keys are allowed (newer writers add some).
+MANIFEST_SHAPE = {
+    "status": str, "database": str, "env?": str, "tables": [str], "views?": [str],
+    "rows?": MapOf(int), "label?": (str, None), "run_id?": (str, None),
+    "whole_database?": bool, "sha256": str, "compressed_bytes": int,
+    "uncompressed_bytes": int,
+    "frames": [{"kind": str, "name": (str, None), "offset": int, "length": int,
+                "raw_length": int}],
+}
+
+
 def read_manifest(path: Path) -> dict[str, Any] | None:
-    """The manifest at `path`, or None if absent or unreadable."""
+    """The manifest at `path`, or None if there is none.
+
+    A manifest that exists but cannot be read, is not JSON or lacks a key the readers use
+    raises `BackupError` (exit 7) naming the file: guessing around it could restore the
+    wrong thing or retain the wrong backups.
+    """
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        text = path.read_bytes()
+    except FileNotFoundError:
         return None
-    return doc if isinstance(doc, dict) else None
+    except OSError as exc:
+        raise _bad_manifest(path, exc.strerror or str(exc)) from None
+    try:
+        doc = json.loads(text.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise _bad_manifest(path, "not UTF-8 text") from None
+    except (ValueError, RecursionError) as exc:
+        raise _bad_manifest(path, f"not JSON ({exc})") from None
+    if (error := shape_error(doc, MANIFEST_SHAPE)) is not None:
+        raise _bad_manifest(path, error)
+    return dict(doc)
+
+
+def _bad_manifest(path: Path, what: str) -> BackupError:
+    return BackupError(f"backup manifest {path} is damaged: {what}",
+                       hint="restore it from a copy, or move the backup (its .sql.zst and "
+                       ".manifest.json) out of the backup folder; `zstd -dc FILE | mariadb DB` "
+                       "still restores the dump by hand")
 
 
 def write_json_atomic(path: Path, doc: Mapping[str, Any]) -> None:
@@ -296,9 +330,11 @@ def find_backup(config: Config, env: DatabaseConfig | str | None, backup_id: str
         raise BackupError(f"no backup {backup_id!r} in {where} "
                           f"({config.settings.backup_dir})",
                           hint="`dumpload backup list --env NAME` shows the backups")
+    # Several environments answer: which one is meant is the user's call (exit 2).
     envs = ", ".join(sorted({b.env for b in found}))
-    raise BackupError(f"backup {backup_id!r} exists in several environments ({envs})",
-                      hint="pass --env NAME")
+    what = ("the latest backup is ambiguous" if backup_id == "latest"
+            else f"backup {backup_id!r} exists in several environments")
+    raise UsageError(f"{what}: backups of {envs}", hint="pass --env NAME")
 
 
 def _env_folders(config: Config) -> list[str]:
@@ -306,10 +342,3 @@ def _env_folders(config: Config) -> list[str]:
     if not root.is_dir():
         return []
     return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
-def table_frames(frames: Sequence[Frame], names: Sequence[str]) -> list[Frame]:
-    """Frames holding the given tables/views, in file order."""
-    wanted = set(names)
-    return [f for f in frames if f.name in wanted and f.kind in (
-        "table", "table_data", "table_end", "view", "view_final")]

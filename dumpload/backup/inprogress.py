@@ -25,30 +25,11 @@ from typing import Any
 from dumpload.backup.files import write_json_atomic
 from dumpload.logs import record_backup
 from dumpload.private import make_dirs
+from dumpload.procs import pid_alive, start_time
 
 log = logging.getLogger(__name__)
 
 FOLDER = "inprogress"
-
-
-def _start_time(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot (Linux), to tell a live process
-    from a new one that reused the pid; None where /proc is not there."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rpartition(")")[2].split()[19]
-
-
-def _alive(pid: int, started: str | None) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return started is None or _start_time(pid) in (None, started)
 
 
 @dataclass
@@ -75,7 +56,7 @@ def in_progress(log_dir: Path, event: dict[str, Any]) -> Iterator[Marker]:
     folder = log_dir / FOLDER
     make_dirs(folder)
     pid = os.getpid()
-    doc = {**event, "pid": pid, "pid_started": _start_time(pid), "phase": "starting"}
+    doc = {**event, "pid": pid, "pid_started": start_time(pid), "phase": "starting"}
     n = 0
     while (path := folder / f"{event.get('event', 'op')}_{pid}_{n}.json").exists():
         n += 1
@@ -98,7 +79,7 @@ def settle_interrupted(log_dir: Path) -> list[dict[str, Any]]:
             doc = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue  # being written right now, or not ours
-        if _alive(int(doc.get("pid", 0)), doc.get("pid_started")):
+        if pid_alive(int(doc.get("pid", 0)), doc.get("pid_started")):
             continue
         event = {k: v for k, v in doc.items() if k not in ("pid", "pid_started", "phase")}
         phase = doc.get("phase", "starting")

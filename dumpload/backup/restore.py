@@ -23,7 +23,6 @@ Touches: the target env's server, the backup folder (the pre-restore backup), hi
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import logging
 import subprocess
 import threading
@@ -31,6 +30,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import IO
 
@@ -44,7 +44,7 @@ from dumpload.backup.frames import TABLE_KINDS
 from dumpload.backup.inprogress import Marker, in_progress, settle_interrupted
 from dumpload.backup.verify import verify_backup
 from dumpload.catalog import fk_groups
-from dumpload.config import Config, DatabaseConfig
+from dumpload.config import Config, DatabaseConfig, match_tables
 from dumpload.db import Session, session, with_retry
 from dumpload.errors import BackupError, DumpLoadError, ToolError
 from dumpload.logs import record_backup, record_metrics
@@ -123,16 +123,12 @@ def plan_restore(config: Config, backup: str | Path | BackupInfo, env: DatabaseC
 
 
 def select_objects(info: BackupInfo, patterns: Sequence[str] | None) -> tuple[list[str], list[str]]:
-    """(base tables, views) of the backup matching the globs; every glob must match."""
+    """(base tables, views) of the backup matching the globs; a glob that matches nothing
+    is a `UsageError` (exit 2) listing what the backup holds."""
     if patterns is None:
         return info.tables, info.views
     names = info.tables + info.views
-    unmatched = [p for p in patterns if not any(fnmatch.fnmatchcase(n, p) for n in names)]
-    if unmatched:
-        raise BackupError(f"backup {info.id} has no table matching "
-                          f"{', '.join(map(repr, unmatched))}",
-                          hint=f"it holds: {', '.join(names) or 'no tables'}")
-    chosen = {n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)}
+    chosen = set(match_tables(names, patterns, where=f"backup {info.id}"))
     return [t for t in info.tables if t in chosen], [v for v in info.views if v in chosen]
 
 
@@ -239,7 +235,7 @@ def load_work_tables(config: Config, backup: BackupInfo, env: DatabaseConfig,
             s.execute(f"DROP TABLE IF EXISTS {quote(w.work)}")
             s.execute(w.definition.create_sql)
     _load_rows(config, backup, env, list(works.values()), client, wire, progress)
-    errors = _parallel(settings.threads, [(w.table, lambda w=w: _finish(config, env, w))
+    errors = _parallel(settings.threads, [(w.table, partial(_finish, config, env, w))
                                           for w in works.values()])
     if errors:
         raise BackupError(f"restore of {backup.id} into {env.name!r} failed building "
@@ -325,9 +321,9 @@ def _load_rows(config: Config, backup: BackupInfo, env: DatabaseConfig,
     fed = _Counter(progress)
     with tools.defaults_file(env, client) as defaults:
         argv = client_argv(client, defaults, env.database, wire)
-        calls = [(f"table {w.table}", lambda w=w, job=job: _run_job(
-            config, client, defaults, argv, backup, header, footer, w, job, fed))
-            for w, job in jobs]
+        calls = [(f"table {w.table}", partial(_run_job, config, client, defaults, argv, backup,
+                                              header, footer, w, job, fed))
+                 for w, job in jobs]
         errors = _parallel(config.settings.threads, calls)
     if errors:
         raise BackupError(f"restore of {backup.id} into {env.name!r} failed: "
@@ -379,7 +375,7 @@ def _write(out: IO[bytes], fed: _Counter, data: bytes) -> None:
         fed.add(len(data))
 
 
-def _parallel(threads: int, calls: list[tuple[str, Callable[[], None]]]) -> list[str]:
+def _parallel(threads: int, calls: Sequence[tuple[str, Callable[[], None]]]) -> list[str]:
     """Run the calls `threads` at a time; the messages of those that failed."""
     errors: list[str] = []
     with ThreadPoolExecutor(max(1, threads), thread_name_prefix="restore") as pool:
@@ -421,9 +417,9 @@ def restore_views(config: Config, backup: BackupInfo, env: DatabaseConfig,
                   views: Sequence[str]) -> None:
     """`CREATE OR REPLACE` each view (atomic per view), in an order that satisfies the
     views that read other views."""
-    statements = {}
+    statements: dict[str, str] = {}
     for f in backup.frames:
-        if f.kind == "view_final" and f.name in views:
+        if f.kind == "view_final" and f.name is not None and f.name in views:
             stmt = worktables.view_statement(read_frame(backup.path, f))
             if stmt is None:
                 raise BackupError(f"backup {backup.id}: cannot read the definition of view "

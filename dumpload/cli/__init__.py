@@ -6,10 +6,14 @@ click's runner). Areas register their commands by being imported below.
 
 from __future__ import annotations
 
+import json
+import sys
+
 import click
 
 from dumpload import __version__
 from dumpload.cli.app import LEVELS, App, DumpLoadGroup, private_umask
+from dumpload.errors import EXIT_INTERRUPTED
 
 
 @click.group(cls=DumpLoadGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -31,8 +35,21 @@ def cli(ctx: click.Context, config_path: str | None, log_level: str | None) -> N
 
 
 def main() -> None:
+    """The console script. Errors of the root options (before a command runs) also give
+    the JSON error document when `--json` is on the command line."""
     private_umask()
-    cli(prog_name="dumpload")
+    try:
+        code = cli.main(prog_name="dumpload", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted!", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.ClickException as exc:
+        if "--json" in sys.argv[1:]:
+            click.echo(json.dumps({"error": exc.format_message(), "exit_code": exc.exit_code,
+                                   "hint": "dumpload --help shows the usage"}, indent=2))
+        exc.show()
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 # Areas: importing a module registers its commands on `cli`.

@@ -1,8 +1,9 @@
 """What every command shares: the click group, the run context, confirmation, output.
 
 The CLI is thin: it parses, confirms, calls the library and prints. The library raises
-`DumpLoadError`s; `DumpLoadGroup.invoke` is the single place that turns them into a
-one-paragraph message on stderr and the exit code DESIGN.md fixes.
+`DumpLoadError`s; `DumpLoadGroup.invoke` is the single place that turns them (and any
+other exception) into one message on stderr and the documented exit code, never a
+traceback unless `--log-level DEBUG`.
 """
 
 from __future__ import annotations
@@ -22,15 +23,31 @@ from rich.console import Console
 from dumpload import __version__
 from dumpload.config import Config, DatabaseConfig, load_config, resolve_config_path
 from dumpload.db import is_transient
-from dumpload.errors import EXIT_INTERRUPTED, ConnectError, DumpLoadError, UsageError
-from dumpload.logs import RunLog, record_error, start_run
+from dumpload.errors import (
+    EXIT_BACKUP,
+    EXIT_CONFIG,
+    EXIT_CONNECTION,
+    EXIT_DATA,
+    EXIT_INTERRUPTED,
+    EXIT_STRUCTURE,
+    ConnectError,
+    DumpLoadError,
+    UsageError,
+)
+from dumpload.logs import RunLog, start_run
 from dumpload.tools import redact_argv, register_secrets, sweep_stale_credentials
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
+# Commands that write nothing: one line each in logs/commands.log instead of a run log.
+READ_ONLY = frozenset({"analyze", "verify", "tables", "config show", "backup list",
+                       "backup verify", "doctor"})
+
+
 class App:
-    """Per-invocation state: global options, the loaded config, the run log."""
+    """Per-invocation state: global options, the loaded config, the run log, the JSON
+    document to print (held until the command ends, so that stdout carries exactly one)."""
 
     def __init__(self, config_path: str | None, log_level: str | None) -> None:
         self.config_path = resolve_config_path(config_path)
@@ -38,6 +55,7 @@ class App:
         self.json_mode = False
         self.command = ""
         self.run: RunLog | None = None
+        self.pending_json: tuple[Any, str] | None = None
         self._config: Config | None = None
         self._console_handler: logging.Handler | None = None
         self._held = contextlib.ExitStack()   # the target lock of a writing command
@@ -60,7 +78,7 @@ class App:
 
     def start(self, command: str, *, json_mode: bool = False,
               servers: dict[str, str] | None = None) -> RunLog:
-        """Load the config and open this run's log; returns the run."""
+        """Load the config and open this call's log; returns the run."""
         self.json_mode = json_mode
         self.command = command
         config = self.config
@@ -69,7 +87,9 @@ class App:
         secrets = [db.password for db in config.databases.values() if db.password]
         argv = redact_argv(["dumpload", *sys.argv[1:]], secrets)
         servers = servers or {n: db.describe() for n, db in config.databases.items()}
-        self.run = start_run(config.settings.log_dir, argv, level, servers)
+        self.run = start_run(config.settings.log_dir, argv, level, servers,
+                             read_only=command in READ_ONLY,
+                             retention_days=config.settings.backup_retention_days)
         logging.getLogger("dumpload").info("subcommand: %s", command)
         sweep_stale_credentials()
         return self.run
@@ -106,6 +126,7 @@ class App:
         self.detach_console_log()
         if self.run:
             self.run.close()
+            self.run = None
 
     def confirm(self, question: str, yes: bool) -> None:
         """Ask before a write; refuse (exit 2) with no terminal and no --yes."""
@@ -117,8 +138,16 @@ class App:
         if not click.confirm(question, default=False, err=True):
             raise UsageError("not confirmed; nothing was changed")
 
-    def emit_json(self, document: Any) -> None:
-        click.echo(json.dumps(document, indent=2, default=str, ensure_ascii=False))
+    def emit_json(self, document: Any, key: str = "result") -> None:
+        """The command's JSON document: printed when the command ends. Should it fail,
+        the error document carries it instead (merged, or under `key` when a list)."""
+        self.pending_json = (document, key)
+
+    def flush_json(self) -> None:
+        if self.pending_json is not None:
+            document, _ = self.pending_json
+            self.pending_json = None
+            click.echo(json.dumps(document, indent=2, default=str, ensure_ascii=False))
 
 
 def _console(stderr: bool) -> Console:
@@ -128,48 +157,139 @@ def _console(stderr: bool) -> Console:
     return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
 
 
+# The exit code of an error no library code classified (a bug, a full disk, a path that
+# is a directory), by the area of the command it happened in: runbooks still see which
+# step failed.
+_AREA_EXIT = {"doctor": EXIT_CONNECTION, "config": EXIT_CONFIG, "tables": EXIT_CONNECTION,
+              "analyze": EXIT_STRUCTURE, "structure": EXIT_STRUCTURE, "backup": EXIT_BACKUP,
+              "rollback": EXIT_BACKUP}
+
+
 class DumpLoadGroup(click.Group):
-    """A click group that maps library errors to messages and exit codes."""
+    """The root group: the single place where errors become a message and an exit code.
+
+    Every error is printed once, on stderr, as `error: <what> / hint: <next step>`; with
+    `--json` stdout also carries `{"error", "exit_code", "hint"}` as its only document. No
+    traceback is shown unless `--log-level DEBUG`.
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
-        try:
+        if ctx.parent is not None:  # a sub-group (`backup`, `config`): the root reports
             return super().invoke(ctx)
-        except DumpLoadError as exc:
-            _report(ctx, exc, str(exc), exc.exit_code)
-            ctx.exit(exc.exit_code)
-        except pymysql.err.OperationalError as exc:
-            # A connection lost in the middle of a catalog query: as clear as a failed connect.
-            if not is_transient(exc):
+        # click empties these before the subcommand parses; keep them to spot --json.
+        ctx.meta["dumpload.args"] = [*getattr(ctx, "_protected_args", []), *ctx.args]
+        try:
+            result = super().invoke(ctx)
+        except click.exceptions.Exit:
+            _flush_json(ctx)
+            raise
+        except click.exceptions.Abort:
+            raise
+        except click.ClickException as exc:
+            # Bad options of a subcommand: click's own message, and the JSON document.
+            if not _wants_json(ctx):
                 raise
-            error = ConnectError(f"lost the connection to a server: {exc.args[-1]}",
-                                 hint="check that both servers are up, then run the command "
-                                 "again (`sync` resumes where it stopped)")
-            _report(ctx, error, str(error), error.exit_code)
-            ctx.exit(error.exit_code)
+            _emit_error_json(ctx, exc.format_message(), exc.exit_code, None)
+            exc.show()
+            ctx.exit(exc.exit_code)
+        except DumpLoadError as exc:
+            _fail(ctx, exc, exc)
         except KeyboardInterrupt:
-            _report(ctx, None, "interrupted", EXIT_INTERRUPTED)
-            ctx.exit(EXIT_INTERRUPTED)
+            _fail(ctx, UsageError("interrupted"), None, EXIT_INTERRUPTED)
+        except pymysql.err.MySQLError as exc:
+            _fail(ctx, _server_error(ctx, exc), exc)
+        except BrokenPipeError:
+            raise  # the reader of stdout went away (`| head`): click exits quietly
+        except OSError as exc:
+            where = f": {exc.filename}" if exc.filename else ""
+            error = DumpLoadError(f"{exc.strerror or exc}{where}",
+                                  hint="check the path, its type and its permissions")
+            error.exit_code = _area_exit(ctx)
+            _fail(ctx, error, exc)
+        except Exception as exc:  # a bug: one line, the traceback only in the log / DEBUG
+            error = DumpLoadError(f"internal error: {type(exc).__name__}: {exc}",
+                                  hint="this is a bug in dumpload; rerun with --log-level "
+                                  "DEBUG to see the traceback, and report it")
+            error.exit_code = _area_exit(ctx)
+            _fail(ctx, error, exc)
+        else:
+            _flush_json(ctx)
+            return result
         finally:
             app = ctx.find_object(App)
-            if app is not None and ctx.parent is None:
+            if app is not None:
                 app.close()
 
 
-def _report(ctx: click.Context, exc: DumpLoadError | None, message: str, code: int) -> None:
+def _wants_json(ctx: click.Context) -> bool:
+    app = ctx.find_object(App)
+    if app is not None and app.json_mode:
+        return True
+    # Before the command parsed its options, look for the flag among the raw arguments.
+    args = ctx.meta.get("dumpload.args", [])
+    return "--json" in args or "--json" in sys.argv[1:]
+
+
+def _area_exit(ctx: click.Context) -> int:
+    app = ctx.find_object(App)
+    area = (app.command if app is not None and app.command else ctx.invoked_subcommand) or ""
+    area = area.split()[0] if area else ""
+    return _AREA_EXIT.get(area, EXIT_DATA)
+
+
+def _server_error(ctx: click.Context, exc: pymysql.err.MySQLError) -> DumpLoadError:
+    text = exc.args[-1] if exc.args else str(exc)
+    if isinstance(exc, pymysql.err.OperationalError) and is_transient(exc):
+        # A connection lost in the middle of a catalog query: as clear as a failed connect.
+        return ConnectError(f"lost the connection to a server: {text}",
+                            hint="check that both servers are up, then run the command "
+                            "again (`sync` resumes where it stopped)")
+    error = DumpLoadError(f"the server refused a statement: {text}",
+                          hint="rerun with --log-level DEBUG for details")
+    error.exit_code = _area_exit(ctx)
+    return error
+
+
+def _flush_json(ctx: click.Context) -> None:
+    app = ctx.find_object(App)
+    if app is not None:
+        app.flush_json()
+
+
+def _emit_error_json(ctx: click.Context, message: str, code: int, hint: str | None) -> None:
+    app = ctx.find_object(App)
+    doc: dict[str, Any] = {"error": message, "exit_code": code, "hint": hint}
+    if app is not None and app.pending_json is not None:
+        result, key = app.pending_json
+        doc = ({**result, **doc} if isinstance(result, dict) else {**doc, key: result})
+        app.pending_json = None
+    click.echo(json.dumps(doc, indent=2, default=str, ensure_ascii=False))
+
+
+def _fail(ctx: click.Context, error: DumpLoadError, cause: BaseException | None,
+          code: int | None = None) -> None:
+    code = error.exit_code if code is None else code
+    if _wants_json(ctx):
+        _emit_error_json(ctx, error.message, code, error.hint)
+    _report(ctx, error, cause, code)
+    ctx.exit(code)
+
+
+def _report(ctx: click.Context, error: DumpLoadError, cause: BaseException | None,
+            code: int) -> None:
     app = ctx.find_object(App)
     debug = app is not None and app.log_level == "DEBUG"
     if app is not None:
         app.detach_console_log()  # the message below is the user's copy; no echo of it
-    click.echo(f"error: {message}", err=True)
-    if debug and exc is not None:
-        click.echo("".join(traceback.format_exception(exc)), err=True)
-    log = logging.getLogger("dumpload")
-    log.error("%s (exit %d)", message, code, exc_info=exc if exc is not None else None)
-    if app is not None and app.run is not None:
-        record_error(app.run.log_dir, app.run.run_id, app.run.command, message,
-                     step=getattr(exc, "step", "-") or "-",
-                     table=getattr(exc, "table", "-") or "-", exit_code=code)
-        click.echo(f"  log: {app.run.path}", err=True)
+    click.echo(f"error: {error}", err=True)
+    if debug and cause is not None:
+        click.echo("".join(traceback.format_exception(cause)), err=True)
+    if app is None or app.run is None:
+        return  # nothing was opened yet (a config error): the terminal is the only record
+    app.run.failed(error.message, code, cause,
+                   step=getattr(cause, "step", "-") or "-",
+                   table=getattr(cause, "table", "-") or "-")
+    click.echo(f"  log: {app.run.path}", err=True)
 
 
 def private_umask() -> None:
@@ -207,8 +327,9 @@ def copy_mode_options(fn: Any) -> Any:
                       "are not blocked). Without it, a table written to during its copy is "
                       "not swapped and the command exits 6.")(fn)
     return click.option("--full", is_flag=True,
-                        help="Copy whole tables. Every copy is whole today; the flag is "
-                        "accepted so that runbooks can pin the behaviour.")(fn)
+                        help="Copy whole tables: no delta copy (by default a large table "
+                        "whose key ranges mostly match has only its differing ranges "
+                        "replaced).")(fn)
 
 
 def yes_option(fn: Any) -> Any:

@@ -24,9 +24,8 @@ from dumpload.backup.inprogress import settle_interrupted
 from dumpload.catalog import human_bytes
 from dumpload.cli import cli
 from dumpload.cli.app import App, DumpLoadGroup, pass_app, read_only_yes_option, yes_option
-from dumpload.config import select_tables
+from dumpload.config import match_tables
 from dumpload.db import session
-from dumpload.errors import BackupError
 
 
 @cli.group(cls=DumpLoadGroup)
@@ -93,19 +92,13 @@ def backup_create(app: App, env_name: str, tables: tuple[str, ...], label: str |
 
 
 def _expand_tables(app: App, env: Any, patterns: tuple[str, ...]) -> list[str]:
-    """Globs expanded against the env's tables; plain names pass through as given, so that
-    a missing one fails inside `create_backup` (exit 7, with a line in the history)."""
+    """Names and globs expanded against the env's tables and views; one that matches
+    nothing is a usage error (exit 2) before anything is written."""
     with session(env, app.config.settings) as s:
         names = [r[0] for r in s.query(
             "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s "
             "ORDER BY TABLE_NAME", (env.database,))]
-    globs = [p for p in patterns if any(c in p for c in "*?[")]
-    unmatched = [p for p in globs if not select_tables(names, [p])]
-    if unmatched:
-        raise BackupError(f"no table in {env.name!r} matches {', '.join(map(repr, unmatched))}",
-                          hint="`dumpload tables --env NAME` lists the tables")
-    chosen = select_tables(names, globs)
-    return list(dict.fromkeys(chosen + [p for p in patterns if p not in globs]))
+    return match_tables(names, patterns, where=env.name)
 
 
 @backup.command("list")

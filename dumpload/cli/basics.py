@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 from rich.table import Table
 
@@ -39,8 +37,8 @@ def doctor(app: App, env_name: str | None, as_json: bool) -> None:
     app.start("doctor", json_mode=as_json)
     envs = [app.config.env(env_name).name] if env_name else list(app.config.databases)
     checks = run_checks(app.config, envs)
-    if as_json:
-        app.emit_json([c.__dict__ for c in checks])
+    if as_json:  # on a failure the error document carries them as "checks"
+        app.emit_json([c.__dict__ for c in checks], key="checks")
     table = Table("env", "check", "", "detail", "fix", show_lines=False)
     for c in checks:
         mark = "[red]✗[/]" if not c.ok else "[yellow]![/]" if c.warn else "[green]✓[/]"
@@ -65,8 +63,10 @@ def config() -> None:
 @config.command("show")
 @pass_app
 def config_show(app: App) -> None:
-    """Print the resolved configuration (defaults filled in, paths absolute, secrets masked)."""
-    click.echo(json.dumps(masked(app.config), indent=2))
+    """Print the resolved configuration (defaults filled in, paths absolute, secrets masked)
+    as one JSON document."""
+    app.start("config show", json_mode=True)
+    app.emit_json(masked(app.config))
 
 
 @cli.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,12 @@ from dumpload.cli.app import (
     tables_option,
     yes_option,
 )
-from dumpload.config import Config, DatabaseConfig, select_tables
-from dumpload.data.copy import CopyReport, TablePlan
+from dumpload.config import MAX_THREADS, Config, DatabaseConfig, match_tables
+from dumpload.data.engine import CopyReport
+from dumpload.data.plan import TablePlan
 from dumpload.data.verify import VerifyReport
 from dumpload.db import session
-from dumpload.errors import EXIT_DIFFERENCES, DataError, DumpLoadError, UsageError, VerifyError
+from dumpload.errors import EXIT_DIFFERENCES, DumpLoadError, UsageError, VerifyError
 from dumpload.progress import make_progress
 
 log = logging.getLogger(__name__)
@@ -39,31 +41,50 @@ class Differences(DumpLoadError):
 
 
 def threads_option(fn: Any) -> Any:
-    return click.option("--threads", type=click.IntRange(1, 64), metavar="N",
+    return click.option("--threads", type=click.IntRange(1, MAX_THREADS), metavar="N",
                         help="Parallel workers (default: settings.threads).")(fn)
 
 
-def _data_tables(app: App, env: DatabaseConfig, tables: tuple[str, ...]) -> list[str]:
-    """Base tables of `env` matching --tables (else replication.data_tables) minus excludes."""
+def _data_tables(app: App, env: DatabaseConfig, tables: tuple[str, ...],
+                 required: bool = True) -> list[str]:
+    """Base tables of `env` matching --tables (else replication.data_tables) minus excludes;
+    a pattern matching none of them, or no pattern at all, is a usage error (exit 2)."""
     from dumpload.data.tables import base_tables
 
     include, exclude = table_patterns(app, tables, app.config.replication.data_tables)
+    if not include and not required:
+        return []  # `verify` without data tables still re-checks the structure
+    if not include:
+        raise UsageError("no data tables: replication.data_tables is empty",
+                         hint="list them in replication.data_tables, or pass --tables GLOB")
     with session(env, app.config.settings) as s:
         names = base_tables(s)
-    selected = select_tables(names, include, exclude)
-    explicit = [t for t in tables if not any(ch in t for ch in "*?[")]
-    missing = [t for t in explicit if t not in names]
-    if missing:
-        raise DataError(f"table(s) not found on {env.name}: {', '.join(missing)}",
-                        hint=f"`dumpload tables --env {env.name}` lists them")
-    return selected
+    return match_tables(names, include, exclude, where=env.name)
+
+
+SHOWN = 40   # tables listed one per row; past that the biggest, then a summary (--json: all)
+
+
+def _rest(items: list[Any], shown: list[Any], what: Callable[[Any], str]) -> str:
+    """'N more table(s): a x, b y' for the items not shown (the terminal stays readable
+    and fast with thousands of tables)."""
+    left = [i for i in items if i not in shown]
+    counts: dict[str, int] = {}
+    for item in left:
+        counts[what(item)] = counts.get(what(item), 0) + 1
+    return f"... {len(left)} more table(s): " + ", ".join(f"{n} {k}" for k, n in counts.items())
 
 
 def _plan_table(plans: list[TablePlan]) -> Table:
-    table = Table("table", "rows (est.)", "size (est.)", "how", title="data copy plan")
-    for p in plans:
-        table.add_row(p.table, f"{p.rows_estimate:,}", human_bytes(p.bytes_estimate),
+    table = Table("table", "rows (est.)", "size (est.)", "strategy", "how",
+                  title="data copy plan")
+    shown = sorted(plans, key=lambda p: -p.bytes_estimate)[:SHOWN] if len(plans) > SHOWN \
+        else plans
+    for p in shown:
+        table.add_row(p.table, f"{p.rows_estimate:,}", human_bytes(p.bytes_estimate), p.mode,
                       p.strategy)
+    if len(shown) < len(plans):
+        table.add_row(_rest(plans, shown, lambda p: p.mode), "", "", "", "")
     return table
 
 
@@ -88,7 +109,7 @@ def data(app: App, from_env: str | None, to_env: str | None, tables: tuple[str, 
     The target tables must already have the source's structure (`dumpload structure`).
     """
     from dumpload.data import copy_tables, plan_copy
-    from dumpload.data.copy import preflight
+    from dumpload.data.plan import preflight
 
     run = app.start("data", json_mode=as_json)
     config = app.config
@@ -104,7 +125,8 @@ def data(app: App, from_env: str | None, to_env: str | None, tables: tuple[str, 
         if as_json:
             app.emit_json({"dry_run": dry_run, "tables": []})
         return
-    plans = plan_copy(config, source, target, names, threads=threads)
+    plans = plan_copy(config, source, target, names, threads=threads, full=full,
+                      lock_target=lock_target)
     out.print(_plan_table(plans))
     if dry_run:
         out.print(f"dry run: {len(plans)} table(s) would be replaced with {threads} thread(s); "
@@ -118,7 +140,7 @@ def data(app: App, from_env: str | None, to_env: str | None, tables: tuple[str, 
     with make_progress(app.err_console) as progress:
         report = copy_tables(config, source, target, names, threads=threads,
                              progress=progress, plans=plans, verify=True,
-                             lock_target=lock_target)
+                             lock_target=lock_target, full=full)
     _print_copy(app, report, backup_id)
     if as_json:
         app.emit_json({"dry_run": False, "backup": backup_id, **report.to_dict()})
@@ -151,7 +173,10 @@ def _print_copy(app: App, report: CopyReport, backup_id: str | None) -> None:
     table = Table("table", "rows", "bytes", "on the wire", "chunks", "load s", "index s",
                   "verify s", "status",
                   title=f"copied in {report.seconds:.1f} s with {report.threads} thread(s)")
-    for r in report.tables:
+    tables = report.tables
+    if len(tables) > SHOWN:  # failures first, then the slowest
+        tables = sorted(tables, key=lambda r: (r.status == "swapped", -r.seconds))[:SHOWN]
+    for r in tables:
         ph = r.phases
         # what the target received, and how much smaller than what was read
         wire = (f"{human_bytes(r.target_wire_bytes)} ({r.compression_ratio:.1f}x)"
@@ -159,6 +184,8 @@ def _print_copy(app: App, report: CopyReport, backup_id: str | None) -> None:
         table.add_row(r.table, f"{r.rows:,}", human_bytes(r.bytes), wire, str(r.chunks),
                       f"{ph.get('extract_load', 0):.1f}", f"{ph.get('index_build', 0):.1f}",
                       f"{ph.get('verify', 0):.1f}", r.status)
+    if len(tables) < len(report.tables):
+        table.add_row(_rest(report.tables, tables, lambda r: r.status), *[""] * 7)
     app.console.print(table)
     if report.verify is not None:
         ok = len(report.verify.tables) - len(report.verify.failed)
@@ -188,7 +215,7 @@ def verify(app: App, from_env: str | None, to_env: str | None, tables: tuple[str
     app.start("verify", json_mode=as_json)
     config = app.config
     source, target = resolve_envs(app, from_env, to_env)
-    names = _data_tables(app, source, tables)
+    names = _data_tables(app, source, tables, required=False)
     report = verify_tables(config, source, target, names, threads=threads)
     structure, objects = _structure_differences(app, source, target, tables)
     if as_json:
@@ -256,8 +283,6 @@ def export_cmd(app: App, env_name: str, out_dir: str, tables: tuple[str, ...],
     app.start("export", json_mode=as_json)
     env = app.config.env(env_name)
     names = _data_tables(app, env, tables)
-    if not names:
-        raise UsageError(f"no tables selected on {env.name}", hint="check --tables")
     with make_progress(app.err_console) as progress:
         manifest = export_tables(app.config, env, Path(out_dir), names, threads=threads,
                                  progress=progress, objects=table_patterns(

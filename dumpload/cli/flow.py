@@ -19,6 +19,7 @@ from dumpload.cli.app import (
     yes_option,
 )
 from dumpload.cli.structure import confirm_locking
+from dumpload.config import MAX_THREADS
 from dumpload.progress import make_progress
 from dumpload.rollback import RollbackPlan, ensure_allowed, plan_rollback, rollback_run
 from dumpload.schema import render_plan_text
@@ -44,7 +45,7 @@ from dumpload.sync import (
               "cannot be rolled back).")
 @click.option("--keep-definer", is_flag=True, help="Keep DEFINER clauses of views/triggers "
               "instead of rewriting them to the target account.")
-@click.option("--threads", type=click.IntRange(1, 64), help="Parallel copy workers "
+@click.option("--threads", type=click.IntRange(1, MAX_THREADS), help="Parallel copy workers "
               "(default: settings.threads).")
 @copy_mode_options
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON document.")
@@ -66,7 +67,7 @@ def sync(app: App, from_env: str | None, to_env: str | None, tables: tuple[str, 
         app.hold_target(target)
     options = sync_options(app.config, tables, allow_unsafe=allow_unsafe, no_backup=no_backup,
                            keep_definer=keep_definer, threads=threads,
-                           lock_target=lock_target)
+                           lock_target=lock_target, full=full)
     with app.console.status("analysing source and target…"):
         plan = analyse_sync(app.config, source, target, options)
     if plan.is_empty:

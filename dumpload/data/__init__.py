@@ -5,7 +5,9 @@ Public API (the CLI and the `sync` flow call these; none of them prints):
 `import_tables`.
 """
 
-from dumpload.data.copy import CopyFailed, CopyReport, TablePlan, copy_tables, plan_copy
+from dumpload.data.copy import copy_tables
+from dumpload.data.engine import CopyFailed, CopyReport
+from dumpload.data.plan import TablePlan, plan_copy
 from dumpload.data.verify import TableCheck, VerifyReport, verify_tables
 
 __all__ = ["CopyFailed", "CopyReport", "TableCheck", "TablePlan", "VerifyReport",

@@ -74,7 +74,16 @@ def integer_bounds(lo: int, hi: int, n: int) -> list[str]:
 
 def plan_chunks(session: Session, info: TableInfo, threads: int) -> list[Chunk]:
     """Key ranges for `info` read from `session` (the source)."""
-    n = wanted_chunks(info, threads)
+    return plan_ranges(session, info, wanted_chunks(info, threads))
+
+
+def splittable(info: TableInfo) -> bool:
+    """Whether `info` has a key that `plan_ranges` can cut into ranges."""
+    return bool(info.key) and info.key_types[0] in INTEGERS | SAMPLED
+
+
+def plan_ranges(session: Session, info: TableInfo, n: int) -> list[Chunk]:
+    """About `n` key ranges for `info` read from `session` (one when it has no usable key)."""
     if n <= 1 or info.key_types[0] not in INTEGERS | SAMPLED:
         return [Chunk(info.name, 0, None, None, None)]
     column = info.key[0]

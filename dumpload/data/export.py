@@ -40,16 +40,17 @@ import zstandard
 from dumpload import __version__, swap
 from dumpload.config import Config, DatabaseConfig
 from dumpload.data import chunks as chunking
-from dumpload.data import copy as copying
-from dumpload.data import encode, shadow
+from dumpload.data import encode, engine, shadow
 from dumpload.data.objects import export_objects, import_objects, schema_sql
-from dumpload.data.stream import SourceReader
+from dumpload.data.plan import TablePlan
+from dumpload.data.stream import SourceReader, open_snapshot
 from dumpload.data.tables import TableInfo, base_tables, inspect_table, show_create
 from dumpload.data.verify import TableCheck, VerifyReport, combine
-from dumpload.db import ServerInfo, connect
+from dumpload.db import ServerInfo, connect, usable_threads
 from dumpload.errors import EXIT_VERIFY, DataError, DumpLoadError
 from dumpload.private import make_dirs, open_private, write_text
 from dumpload.progress import NullProgress, Progress
+from dumpload.shapes import shape_error
 from dumpload.sqltext import quote
 from dumpload.tools import defaults_file, find_binary, wire_args
 
@@ -86,6 +87,7 @@ def export_tables(config: Config, env: DatabaseConfig, out_dir: Path, tables: Se
         src = stack.enter_context(contextlib.closing(connect(env, config.settings)))
         binary = find_binary("client", src.server.flavor)
         wire = wire_args(env, binary, src.server)
+        threads = usable_threads(threads, src)
         infos = {t: inspect_table(src, t) for t in tables}
         missing = [t for t, i in infos.items() if not i.columns]
         if missing:
@@ -101,7 +103,7 @@ def export_tables(config: Config, env: DatabaseConfig, out_dir: Path, tables: Se
             for chunk in plans[t]:
                 work.put(chunk)
         workers = min(threads, work.qsize() or 1)
-        readers = copying.open_snapshot(src, binary, defaults, list(tables), workers,
+        readers = open_snapshot(src, binary, defaults, list(tables), workers,
                                         wire=wire)
         results: dict[tuple[str, int], dict[str, Any]] = {}
         try:
@@ -117,6 +119,9 @@ def export_tables(config: Config, env: DatabaseConfig, out_dir: Path, tables: Se
 
 
 def _prepare_dir(out_dir: Path) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DataError(f"export folder {out_dir} is a file",
+                        hint="choose a new folder (an export never overwrites files)")
     if out_dir.exists() and any(out_dir.iterdir()):
         raise DataError(f"export folder {out_dir} is not empty",
                         hint="choose a new folder (an export never overwrites files)")
@@ -229,29 +234,68 @@ def _assemble(out_dir: Path, env: DatabaseConfig, server: ServerInfo,
 
 
 # ---------------------------------------------------------------- import
+# A key-range bound as `dumpload.data.chunks` writes it: an integer or a hex literal,
+# maybe converted to the key's charset or to DECIMAL. Bounds are pasted into WHERE
+# clauses, so anything else in a manifest is refused rather than run.
+_BOUND_RE = re.compile(r"-?\d+|X'[0-9A-Fa-f]*'|CONVERT\(X'[0-9A-Fa-f]*' USING \w+\) "
+                       r"COLLATE \w+|CAST\(X'[0-9A-Fa-f]*' AS DECIMAL\(65,30\)\)")
+
+# What import indexes into; other keys are allowed.
+MANIFEST_SHAPE = {
+    "format": str,
+    "tables": [{
+        "name": str, "file": str, "rows": int, "bytes": int, "sha256": str,
+        "columns": [list], "load": {"targets": str, "sets": str},
+        "frames": [{"offset": int, "length": int, "rows": int, "sums": [int],
+                    "column": (str, None), "lo": (str, None), "hi": (str, None)}],
+    }],
+}
+
+
 def check_export(folder: Path, tables: Sequence[str] = ()) -> dict[str, Any]:
     """Read the manifest and check every (selected) data file's size and sha256.
 
-    `tables`: names or globs to keep (default: all). Raises `DataError` on any damage.
+    `tables`: names or globs to keep (default: all; one that matches nothing is a
+    `UsageError`). Raises `DataError` (exit 6) naming the file on any damage.
     """
-    from dumpload.config import select_tables
+    from dumpload.config import match_tables
 
-    try:
-        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{folder}: no readable {MANIFEST}: {exc}",
-                        hint="point at a folder written by `dumpload export`") from None
-    if manifest.get("format") != FORMAT:
-        raise DataError(f"{folder}: unknown export format {manifest.get('format')!r}")
+    manifest = read_export_manifest(folder)
     names = [t["name"] for t in manifest["tables"]]
-    keep = set(select_tables(names, tables or ["*"]))
-    unknown = [t for t in tables if not any(c in t for c in "*?[") and t not in names]
-    if unknown:
-        raise DataError(f"{folder}: not in this export: {', '.join(unknown)}")
+    keep = set(match_tables(names, tables or ["*"], where=f"export {folder}"))
     manifest["tables"] = [t for t in manifest["tables"] if t["name"] in keep]
     for entry in manifest["tables"]:
         _check_file(folder, entry)
     return manifest
+
+
+def read_export_manifest(folder: Path) -> dict[str, Any]:
+    """`folder/manifest.json`, checked against `MANIFEST_SHAPE`; `DataError` naming it."""
+    path = folder / MANIFEST
+    hint = "point at a folder written by `dumpload export`, or export again"
+    try:
+        doc: dict[str, Any] = json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the export manifest: {exc.strerror or exc}",
+                        hint=hint) from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: the export manifest is not UTF-8 text", hint=hint) from None
+    except (ValueError, RecursionError) as exc:
+        raise DataError(f"{path}: the export manifest is not JSON ({exc})", hint=hint) from None
+    if isinstance(doc, dict) and doc.get("format") not in (None, FORMAT):
+        raise DataError(f"{path}: unknown export format {doc.get('format')!r}", hint=hint)
+    if (error := shape_error(doc, MANIFEST_SHAPE)) is not None:
+        raise DataError(f"{path}: the export manifest is damaged: {error}", hint=hint)
+    for entry in doc["tables"]:
+        # A data file outside the folder ("../x", "/etc/...") is not part of this export.
+        if Path(entry["file"]).name != entry["file"] or entry["file"] in ("", ".", ".."):
+            raise DataError(f"{path}: table {entry['name']!r} names the data file "
+                            f"{entry['file']!r}, which is not a file in {folder}", hint=hint)
+        bounds = [b for f in entry["frames"] for b in (f["lo"], f["hi"]) if b is not None]
+        if bad := [b for b in bounds if not _BOUND_RE.fullmatch(b)]:
+            raise DataError(f"{path}: table {entry['name']!r} has a key-range bound that is "
+                            f"not a literal: {bad[0][:60]!r}", hint=hint)
+    return doc
 
 
 def _check_file(folder: Path, entry: dict[str, Any]) -> None:
@@ -281,13 +325,14 @@ class _Slice:
         return data
 
 
-def _frame_feed(path: Path, frame: dict[str, Any]) -> copying.Feed:
+def _frame_feed(path: Path, frame: dict[str, Any]) -> engine.Feed:
     def feed(sink: Callable[[bytes], None]) -> int:
         total = 0
         with path.open("rb") as fh:
             fh.seek(frame["offset"])
-            reader = zstandard.ZstdDecompressor().stream_reader(_Slice(fh, frame["length"]),
-                                                                read_across_frames=True)
+            reader = zstandard.ZstdDecompressor().stream_reader(
+                _Slice(fh, frame["length"]),  # type: ignore[arg-type]  # any object with read()
+                read_across_frames=True)
             while block := reader.read(1 << 20):
                 sink(block)
                 total += len(block)
@@ -297,7 +342,7 @@ def _frame_feed(path: Path, frame: dict[str, Any]) -> copying.Feed:
 
 def import_tables(config: Config, env: DatabaseConfig, folder: Path,
                   tables: Sequence[str] = (), *, threads: int | None = None,
-                  progress: Progress | None = None) -> copying.CopyReport:
+                  progress: Progress | None = None) -> engine.CopyReport:
     """Load an export into `env` (shadow + atomic swap per FK group), then compare counts and
     checksums with the manifest (`report.verify`). Raises like `copy_tables`."""
     started = time.monotonic()
@@ -309,12 +354,13 @@ def import_tables(config: Config, env: DatabaseConfig, folder: Path,
         dst = stack.enter_context(contextlib.closing(connect(env, config.settings)))
         binary = find_binary("client", dst.server.flavor)
         wire = wire_args(env, binary, dst.server)  # before any write: may refuse
+        threads = usable_threads(threads, dst)
         _create_missing(dst, folder, list(entries))
         plans = [_import_plan(dst, entry) for entry in entries.values()]
         defaults = stack.enter_context(defaults_file(env, binary))
-        tools = copying._Tools(binary, binary, defaults, defaults, env.database, env.database,
+        tools = engine.Tools(binary, binary, defaults, defaults, env.database, env.database,
                                target_wire=wire)
-        run = copying._Run(plans, progress, env, threads, config.settings)
+        run = engine.Run(plans, progress, env, threads, config.settings)
         run.kind = KIND
         run.guard = {fp.table: fp for fp in swap.fingerprints(dst, run.plans)}
         for plan in plans:
@@ -323,22 +369,22 @@ def import_tables(config: Config, env: DatabaseConfig, folder: Path,
             for plan in plans:
                 run.shadows[plan.table] = shadow.create_shadow(dst, plan.table)
             jobs = [_import_job(config, tools, run, folder, entries) for _ in range(threads)]
-            copying.run_workers(run, jobs)
-            copying._swap_groups(config, env, dst, run)
+            engine.run_workers(run, jobs)
+            engine.swap_groups(config, env, dst, run)
             if all(r.status == "swapped" for r in run.results.values()):
                 import_objects(dst, manifest.get("objects", []), list(entries))
         finally:
             leftover = [s for t, s in run.shadows.items() if run.results[t].status != "swapped"]
             with contextlib.suppress(Exception):
-                shadow.drop_shadows(copying._alive(dst, config, env), leftover)
-        report = copying.CopyReport(list(run.results.values()), time.monotonic() - started,
+                shadow.drop_shadows(engine.alive(dst, config, env), leftover)
+        report = engine.CopyReport(list(run.results.values()), time.monotonic() - started,
                                     threads)
         report.verify = VerifyReport([run.checks.get(t) or TableCheck(t, error=r.error)
                                       for t, r in run.results.items()])
-    copying._record(config, env, env, report)
+    engine.record(config, env, env, report)
     if not report.ok:
         failed = [r for r in report.tables if r.status != "swapped"]
-        error = copying.CopyFailed(f"{len(failed)} table(s) not imported into {env.name} (old "
+        error = engine.CopyFailed(f"{len(failed)} table(s) not imported into {env.name} (old "
                                    f"data kept): {failed[0].table}: {failed[0].error}", report)
         if any(r.status == "mismatch" for r in failed):
             error.exit_code = EXIT_VERIFY
@@ -363,7 +409,7 @@ def _create_missing(dst: Any, folder: Path, names: list[str]) -> None:
     dst.execute("SET SESSION foreign_key_checks = 1")
 
 
-def _import_plan(dst: Any, entry: dict[str, Any]) -> copying.TablePlan:
+def _import_plan(dst: Any, entry: dict[str, Any]) -> TablePlan:
     info = inspect_table(dst, entry["name"])
     if [list(c.signature) for c in info.columns] != entry["columns"]:
         raise DataError(f"table {entry['name']!r} on {dst.env.name} has other columns than the "
@@ -372,17 +418,17 @@ def _import_plan(dst: Any, entry: dict[str, Any]) -> copying.TablePlan:
     frames = [chunking.Chunk(entry["name"], i, f["lo"], f["hi"], f["column"])
               for i, f in enumerate(entry["frames"])]
     split = shadow.split_create(entry["name"], show_create(dst, entry["name"]))
-    return copying.TablePlan(entry["name"], entry["rows"], entry["bytes"], (), frames,
+    return TablePlan(entry["name"], entry["rows"], entry["bytes"], (), frames,
                              len(split.index_clauses), len(split.fk_clauses), info)
 
 
-def _import_job(config: Config, tools: copying._Tools, run: copying._Run, folder: Path,
-                entries: dict[str, dict[str, Any]]) -> copying.Job:
+def _import_job(config: Config, tools: engine.Tools, run: engine.Run, folder: Path,
+                entries: dict[str, dict[str, Any]]) -> engine.Job:
     def job(chunk: chunking.Chunk) -> tuple[int, int]:
         entry = entries[chunk.table]
         frame = entry["frames"][chunk.index]
         spec = encode.LoadSpec(entry["load"]["targets"], entry["load"]["sets"])
-        copying.load_chunk(config.settings, tools, run, chunk,
+        engine.load_chunk(config.settings, tools, run, chunk,
                            [(_frame_feed(folder / entry["file"], frame), spec)])
         rows, total = frame["sums"]
         return int(rows), int(total)

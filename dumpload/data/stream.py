@@ -7,6 +7,9 @@ runs `SELECT '<token>'`; the relay stops at that line (and drops it), so one pro
 serves many chunks from one snapshot, and a chunk can be re-read from the same snapshot
 when its load failed.
 
+`open_snapshot` opens the readers of one copy in one moment of the source: a coordinator
+session holds `LOCK TABLES ... READ` while each reader starts its snapshot.
+
 A `Loader` is one target client per chunk running `LOAD DATA LOCAL INFILE '/dev/stdin'`
 and then printing `ROW_COUNT()` and the warning count. LOCAL turns errors into warnings,
 so any warning fails the chunk (with the first warnings as the message): nothing is ever
@@ -22,11 +25,12 @@ import re
 import subprocess
 import uuid
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import IO
 
+import pymysql
+
+from dumpload.db import Session
 from dumpload.errors import DataError, ToolError
-from dumpload.sqltext import elide_message
+from dumpload.sqltext import elide_message, quote
 from dumpload.tools import Binary, ClientDefaults, Process, base_argv, widen_pipe
 
 log = logging.getLogger(__name__)
@@ -266,19 +270,36 @@ def _status_value(output: bytes, name: str) -> int:
     raise DataError(f"could not read {name} from the server: {output[:200]!r}")
 
 
-def relay_file(path: Path, sink: Callable[[bytes], None]) -> int:
-    """Send a file's bytes to `sink`; returns the count."""
-    total = 0
-    with path.open("rb") as fh:
-        while block := fh.read(BLOCK):
-            sink(block)
-            total += len(block)
-    return total
+def open_snapshot(src: Session, binary: Binary, defaults: ClientDefaults, tables: list[str],
+                  workers: int, *, raw: bool = True,
+                  wire: Sequence[str] = ()) -> list[SourceReader]:
+    """All workers' snapshots opened while writes to the tables are held by a READ lock.
+
+    `raw`: readers for the SERVER text format (see `encode`), else for CLIENT."""
+    locked = _lock_source(src, tables)
+    readers: list[SourceReader] = []
+    try:
+        for i in range(workers):
+            reader = SourceReader(binary, defaults, src.env.database,
+                                  f"source reader {i + 1} ({src.env.name})", raw=raw,
+                                  wire=wire)
+            readers.append(reader)
+            reader.begin()
+    except BaseException:
+        for r in readers:
+            r.close()
+        raise
+    finally:
+        if locked:
+            src.execute("UNLOCK TABLES")
+    return readers
 
 
-def drain(reader: IO[bytes], sink: Callable[[bytes], None]) -> int:
-    total = 0
-    while block := reader.read(BLOCK):
-        sink(block)
-        total += len(block)
-    return total
+def _lock_source(src: Session, tables: list[str]) -> bool:
+    try:
+        src.execute("LOCK TABLES " + ", ".join(f"{quote(t)} READ" for t in tables))
+        return True
+    except pymysql.err.MySQLError as exc:
+        log.warning("could not lock the source tables for one snapshot (%s); each worker "
+                    "reads its own snapshot, taken at nearly the same moment", exc)
+        return False

@@ -19,8 +19,8 @@ from typing import Any
 from dumpload.config import Config, DatabaseConfig
 from dumpload.data import chunks as chunking
 from dumpload.data import encode
-from dumpload.data.tables import TableInfo, inspect_table
-from dumpload.db import Session, connect
+from dumpload.data.tables import TableInfo, inspect_tables
+from dumpload.db import Session, connect, usable_threads
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,10 @@ def verify_tables(config: Config, source_env: DatabaseConfig, target_env: Databa
         src = pool.get("source")
         dst = pool.get("target")
         kind = session_kind(src, dst)
-        checks = [_prepare(src, dst, t, threads) for t in tables]
+        threads = usable_threads(threads, src, dst, per_worker=2)
+        names = list(tables)
+        infos, targets = inspect_tables(src, names), inspect_tables(dst, names)
+        checks = [_prepare(src, infos[t], targets[t], threads) for t in names]
         with ThreadPoolExecutor(max_workers=threads * 2) as executor:
             work = [(check, info, chunk) for check, info, ranges in checks if info
                     for chunk in ranges]
@@ -152,11 +155,9 @@ def verify_tables(config: Config, source_env: DatabaseConfig, target_env: Databa
         pool.close()
 
 
-def _prepare(src: Session, dst: Session, table: str,
+def _prepare(src: Session, info: TableInfo, target: TableInfo,
              threads: int) -> tuple[TableCheck, TableInfo | None, list[chunking.Chunk]]:
-    check = TableCheck(table)
-    info = inspect_table(src, table)
-    target = inspect_table(dst, table)
+    check = TableCheck(info.name)
     if not info.columns or not target.columns:
         side = "source" if not info.columns else "target"
         check.error = f"table does not exist on the {side}"

@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 
 import pymysql
 
+from dumpload.catalog import is_work_table
+from dumpload.config import match_tables
 from dumpload.db import Session
 from dumpload.errors import StructureError
 from dumpload.schema.diff import diff
@@ -51,7 +53,14 @@ def plan_structure(source_session: Session, target_session: Session,
 
     With `preflight`, the plan is also checked against the target's rows and (with
     `rehearsal`) rehearsed in a scratch schema: see `schema.preflight`. `skip_orphans`
-    names tables whose rows a later step replaces (no orphan check on their new FKs)."""
+    names tables whose rows a later step replaces (no orphan check on their new FKs).
+
+    A pattern of `include` that matches no table or view on either side is a `UsageError`
+    (exit 2): comparing nothing is never what was meant.
+    """
+    names = sorted(set(table_names(source_session)) | set(table_names(target_session)))
+    match_tables(names, include, exclude,
+                 where=f"{source_session.env.name} or {target_session.env.name}")
     source = load_schema(source_session, include, exclude)
     target = load_schema(target_session, include, exclude)
     plan = diff(source, target, allow_unsafe=allow_unsafe, keep_definer=keep_definer)
@@ -88,6 +97,13 @@ def ensure_supported(plan: Plan) -> None:
             "changed:\n" + "\n".join(f"  {r}" for r in plan.refused),
             hint="change those tables by hand (or exclude them with exclude_tables), "
             "then rerun")
+
+
+def table_names(session: Session) -> list[str]:
+    """Tables and views of the session's database, dumpload's own work tables left out."""
+    rows = session.query("SELECT TABLE_NAME FROM information_schema.TABLES "
+                         "WHERE TABLE_SCHEMA = %s ORDER BY TABLE_NAME", (session.env.database,))
+    return [r[0] for r in rows if not is_work_table(r[0])]
 
 
 def apply_plan(session: Session, plan: Plan,
@@ -173,7 +189,7 @@ def _python_codec(charset: str) -> str:
     if charset.startswith("utf8"):
         return "utf-8"
     from pymysql.charset import charset_by_name
-    return charset_by_name(charset).encoding
+    return str(charset_by_name(charset).encoding)
 
 
 def _rebuild(session: Session, step: Step, cause: StructureError,

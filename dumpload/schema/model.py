@@ -6,9 +6,10 @@ normalised values and the plan reuses the source's rendering. No I/O here.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from dumpload.flavor import Flavor
+from dumpload.flavor import MARIADB, Flavor
 from dumpload.schema.partitions import Partitioning
 from dumpload.schema.routines import Event, Routine
 from dumpload.sqltext import quote
@@ -35,7 +36,7 @@ class Column:
     invisible: bool = False
     check: str | None = None       # MariaDB column-level CHECK clause
 
-    def definition(self, flavor: Flavor | str = "mariadb") -> str:
+    def definition(self, flavor: Flavor | str = MARIADB) -> str:
         """The column definition as in CREATE TABLE / ADD COLUMN / MODIFY COLUMN."""
         flavor = Flavor.of(flavor)
         parts = [quote(self.name), self.type]
@@ -104,7 +105,7 @@ class Index:
     def columns(self) -> tuple[str, ...]:
         return tuple(p.column for p in self.parts if p.column)
 
-    def definition(self, flavor: Flavor | str = "mariadb") -> str:
+    def definition(self, flavor: Flavor | str = MARIADB) -> str:
         cols = "(" + ", ".join(p.sql() for p in self.parts) + ")"
         head = {"PRIMARY": "PRIMARY KEY", "UNIQUE": f"UNIQUE KEY {quote(self.name)}",
                 "FULLTEXT": f"FULLTEXT KEY {quote(self.name)}",
@@ -191,7 +192,7 @@ class Table:
             out.append(f"COMMENT={literal(self.comment)}")
         return out
 
-    def create_sql(self, flavor: Flavor | str = "mariadb", name: str | None = None) -> str:
+    def create_sql(self, flavor: Flavor | str = MARIADB, name: str | None = None) -> str:
         body = [c.definition(flavor) for c in self.columns]
         body += [i.definition(flavor) for i in self.indexes]
         body += [f.definition() for f in self.foreign_keys]
@@ -271,4 +272,10 @@ class Schema:
     def __post_init__(self) -> None:
         if not isinstance(self.flavor, Flavor) or self.version != (0, 0, 0):
             object.__setattr__(self, "flavor", Flavor.of(
-                self.flavor, tuple(self.version) if self.version != (0, 0, 0) else None))
+                self.flavor, version3(self.version) if self.version != (0, 0, 0) else None))
+
+
+def version3(version: Sequence[int]) -> tuple[int, int, int]:
+    """(major, minor, patch) from a version of any length (a list read back from JSON)."""
+    major, minor, patch = (list(version) + [0, 0, 0])[:3]
+    return major, minor, patch

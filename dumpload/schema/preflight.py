@@ -42,6 +42,7 @@ Executor = Callable[[Session, Step, str], None]
 _REFERENCES = re.compile(r"REFERENCES `((?:[^`]|``)+)` \(")
 
 SCRATCH_PREFIX = "_dl_rehearsal_"
+STALE_SCRATCH_SECONDS = 3600
 ALTER_PHASES = ("drop_constraint", "alter_table", "add_foreign_key")
 # "ALGORITHM=... is not supported for this operation" (MySQL and MariaDB).
 UNSUPPORTED = {1845, 1846}
@@ -145,6 +146,23 @@ class Preflight:
                 "rates_bytes_per_second": self.rates}
 
 
+def scratch_name(kind: str) -> str:
+    """`_dl_rehearsal_<kind>_<unix time>_<random>`: the time lets a later run drop what a
+    killed one left behind."""
+    return f"{SCRATCH_PREFIX}{kind}_{int(time.time())}_{secrets.token_hex(3)}"
+
+
+def drop_stale_scratch(session: Session, older_than: float = STALE_SCRATCH_SECONDS) -> None:
+    """Drop scratch schemas of runs killed mid-preflight (older than an hour)."""
+    with contextlib.suppress(pymysql.err.MySQLError):
+        for (name,) in session.query("SHOW DATABASES LIKE %s",
+                                     (SCRATCH_PREFIX.replace("_", "\\_") + "%",)):
+            match = re.match(re.escape(SCRATCH_PREFIX) + r"[a-z]+_(\d+)_", name)
+            if match and time.time() - int(match.group(1)) > older_than:
+                log.info("dropping the stale scratch schema %s", name)
+                session.execute(f"DROP DATABASE IF EXISTS {quote(name)}")
+
+
 # --- data checks -------------------------------------------------------------------------
 
 def run_checks(session: Session, source: Schema, target: Schema,
@@ -170,7 +188,7 @@ def _converted_badly(session: Session, check: DataCheck) -> int:
     """Rows whose value the server cannot convert to `check.convert_to`: the column is
     copied with INSERT IGNORE into a scratch table of the new type, one warning per value
     that had to be changed."""
-    scratch = SCRATCH_PREFIX + "conv_" + secrets.token_hex(4)
+    scratch = scratch_name("conv")
     try:
         session.execute(f"CREATE DATABASE {quote(scratch)}")
         session.execute(f"CREATE TABLE {quote(scratch)}.v (v {check.convert_to})")
@@ -189,21 +207,21 @@ def _converted_badly(session: Session, check: DataCheck) -> int:
 def with_conversions(plan: Plan, verdicts: Iterable[Verdict]) -> Plan:
     """The plan with an UPDATE before the first statement of each table whose rows need a
     (lossy, allowed) conversion. The UPDATEs are unsafe changes: they need --allow-unsafe."""
-    fixes = [v for v in verdicts if not v.ok and v.fix_sql]
+    fixes = [(v, v.fix_sql) for v in verdicts if not v.ok and v.fix_sql]
     if not fixes:
         return plan
     steps = list(plan.steps)
     changes = list(plan.changes)
-    for v in fixes:
+    for v, fix_sql in fixes:
         at = next((i for i, s in enumerate(steps) if s.table == v.table
                    and s.phase == "alter_table" and s.kind != "convert"), len(steps))
         statements: tuple[str, ...] = ()
         if v.check == "charset":  # CONVERT in a strict-mode UPDATE fails instead of
             statements = (f"SET SESSION sql_mode = {literal(LENIENT_SQL_MODE)}",  # writing '?'
-                          v.fix_sql, f"SET SESSION sql_mode = {literal(APPLY_SQL_MODE)}")
-        steps.insert(at, Step("alter_table", v.table, v.fix_sql, kind="convert",
+                          fix_sql, f"SET SESSION sql_mode = {literal(APPLY_SQL_MODE)}")
+        steps.insert(at, Step("alter_table", v.table, fix_sql, kind="convert",
                               statements=statements))
-        changes.append(Change(v.table, "convert_rows", v.column or "", v.fix_sql, False,
+        changes.append(Change(v.table, "convert_rows", v.column or "", fix_sql, False,
                               f"{v.rows} row(s) with {v.what} are changed to fit"))
     return replace(plan, steps=tuple(steps), changes=tuple(changes))
 
@@ -224,6 +242,9 @@ def affected_tables(plan: Plan, target: Schema) -> list[str]:
                 out.add(fk.ref_table)
             if fk.ref_table in touched:
                 out.add(name)
+    for name, fk in target.inbound:   # children outside the selection
+        if fk.ref_table in touched:
+            out.add(name)
     for step in plan.steps:  # new tables' FKs to existing ones
         if step.phase == "create_table":
             out |= {t for t in target.tables if f"REFERENCES {quote(t)}" in step.sql}
@@ -249,7 +270,8 @@ def rehearse(session: Session, plan: Plan, target: Schema, execute: Executor | N
     statement with its step's session settings (apply passes its own)."""
     execute = execute or plain_execute
     database = session.env.database
-    scratch = SCRATCH_PREFIX + secrets.token_hex(4)
+    drop_stale_scratch(session)
+    scratch = scratch_name("plan")
     probes: dict[str, tuple[str, str]] = {}
     skipped = [f"view {s.table}" for s in plan.steps if s.phase == "create_view"]
     saved = session.query("SELECT @@SESSION.sql_mode, @@SESSION.foreign_key_checks")[0]
@@ -366,7 +388,7 @@ def table_stats(session: Session, tables: Iterable[str]) -> dict[str, tuple[int,
 def measure_rates(session: Session, rows: int = 40000) -> dict[str, float]:
     """Bytes per second of a table rebuild on this server, by algorithm (COPY, INPLACE),
     timed on a scratch table of `rows` rows (~100 bytes each)."""
-    scratch = SCRATCH_PREFIX + "rate_" + secrets.token_hex(4)
+    scratch = scratch_name("rate")
     digits = "(SELECT 0 d UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL " \
              "SELECT 4 UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 UNION ALL " \
              "SELECT 8 UNION ALL SELECT 9)"

@@ -1,1 +1,1 @@
-INSERT INTO t VALUES (1,'new'),(2,'wip'),(3,'done');
+INSERT INTO t (id, s, legacy) VALUES (1,'new',0),(2,'wip',0),(3,'done',0);

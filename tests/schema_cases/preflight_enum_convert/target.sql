@@ -1,1 +1,1 @@
-CREATE TABLE t (id INT PRIMARY KEY, s ENUM('new','wip','done'));
+CREATE TABLE t (id INT PRIMARY KEY, s ENUM('new','wip','done'), legacy INT);
