@@ -367,7 +367,7 @@ def _parse_database(path: Path, base: Path, name: str, raw: dict[str, Any]) -> D
         raise ConfigError(f"{path}: '{prefix}compress' must be one of "
                           f"{', '.join(COMPRESS_MODES)}, got {raw['compress']!r}",
                           hint=_suggest(str(raw["compress"]), COMPRESS_MODES))
-    paths = {k: _resolve_path(base, raw[k]) for k in
+    paths: dict[str, Path] = {k: _resolve_path(base, raw[k]) for k in
              ("option_file", "ssl_ca", "ssl_cert", "ssl_key", "password_file") if k in raw}
     for key in ("ssl_ca", "ssl_cert", "ssl_key"):
         if key in paths and not paths[key].is_file():

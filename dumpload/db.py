@@ -113,7 +113,7 @@ class Session:
 
     def execute(self, sql: str, args: Sequence[Any] | None = None) -> int:
         with self.conn.cursor() as cur, _elided(sql):
-            return cur.execute(sql, args)
+            return int(cur.execute(sql, args))
 
     def close(self) -> None:
         with contextlib.suppress(pymysql.err.Error):  # already gone: closing is best effort
@@ -163,7 +163,7 @@ def elided_error(exc: pymysql.err.MySQLError, sql: str = "") -> pymysql.err.MySQ
     """`exc` as a new error of its class whose message quotes no row value."""
     args = [elide_message(a) if isinstance(a, str) else a for a in exc.args]
     new = type(exc)(*args)
-    new.statement = elide_values(sql) if sql else ""  # type: ignore[attr-defined]
+    new.statement = elide_values(sql) if sql else ""
     return new
 
 
@@ -204,7 +204,7 @@ def with_retry(fn: Callable[[], T], settings: Settings, what: str) -> T:
 _PREFERRED_TLS: ssl.SSLContext | None = None
 
 
-class _Connection(pymysql.connections.Connection):
+class _Connection(pymysql.connections.Connection):  # type: ignore[misc]  # PyMySQL: no stubs
     """PyMySQL's connection, sharing one TLS context for its opportunistic ("preferred")
     TLS. PyMySQL builds a context per connection, reading the system CA store each time:
     ~30 ms of CPU, which a copy opening dozens of connections pays again and again.

@@ -226,7 +226,8 @@ def rollback_run(config: Config, plan: RollbackPlan, run_id: str, *,
     ensure_allowed(plan, force)
     settle_interrupted(config.settings.log_dir)
     target = config.env(j.target)
-    event = {"event": "rollback", "id": ",".join(plan.backups), "env": target.name,
+    event: dict[str, Any] = {"event": "rollback", "id": ",".join(plan.backups),
+                             "env": target.name,
              "run_id": run_id, "rolls_back": j.run_id,
              "tables": plan.restore + plan.drop + plan.views_restore + plan.views_drop}
     t0 = time.monotonic()

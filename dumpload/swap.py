@@ -408,11 +408,11 @@ def plan_settle(cat: _Catalog, record: dict[str, Any] | None = None,
             move.append(_drop_fk(owner, fk.name))
             move.append(_add_fk(owner, _retarget(fk, base_of)))
     move += _from_record(cat, record, have_trg | cat.trigger_names(), have_fk | cat.fk_names())
-    work = sorted(base_of) + orphans
+    works = sorted(base_of) + orphans
     lock_write |= set(orphans)
     return Script(database=cat.schema, lock=[f"{quote(t)} WRITE" for t in sorted(lock_write)],
                   watch=sorted({b for b in base_of.values() if b in cat.tables}), move=move,
-                  drop=[f"DROP TABLE IF EXISTS {quote(t)}" for t in work])
+                  drop=[f"DROP TABLE IF EXISTS {quote(t)}" for t in works])
 
 
 def _from_record(cat: _Catalog, record: dict[str, Any], triggers: set[str],

@@ -234,7 +234,7 @@ def read_manifest(path: Path) -> dict[str, Any] | None:
         raise _bad_manifest(path, f"not JSON ({exc})") from None
     if (error := shape_error(doc, MANIFEST_SHAPE)) is not None:
         raise _bad_manifest(path, error)
-    return doc
+    return dict(doc)
 
 
 def _bad_manifest(path: Path, what: str) -> BackupError:

@@ -74,9 +74,10 @@ class SectionSplitter:
     def feed(self, chunk: bytes) -> None:
         data = self._pending + chunk if self._pending else chunk
         if not self._first_line_done:
-            data = self._strip_first_line(data)
-            if data is None:
+            stripped = self._strip_first_line(data)
+            if stripped is None:
                 return
+            data = stripped
         start, limit = (0, len(data)) if self.footer_seen else self._scan(data)
         hold = len(data) if self.footer_seen else min(limit, max(start, len(data) - _HOLD))
         if hold > start:
@@ -277,10 +278,12 @@ class FrameWriter:
     def __init__(self, fh: IO[bytes], level: int, threads: int = -1) -> None:
         self.out = HashingFile(fh)
         cctx = zstandard.ZstdCompressor(level=level, threads=threads, write_checksum=True)
-        self._writer = cctx.stream_writer(self.out, closefd=False, write_return_read=True)
+        self._writer = cctx.stream_writer(self.out, closefd=False,  # type: ignore[arg-type]
+                                          write_return_read=True)  # any object with write()
         self.frames: list[Frame] = []
         self.raw_total = 0
-        self._kind, self._name = "header", None
+        self._kind: str = "header"
+        self._name: str | None = None
         self._raw = 0
         self._offset = 0
 

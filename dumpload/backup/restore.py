@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import IO
 
@@ -234,7 +235,7 @@ def load_work_tables(config: Config, backup: BackupInfo, env: DatabaseConfig,
             s.execute(f"DROP TABLE IF EXISTS {quote(w.work)}")
             s.execute(w.definition.create_sql)
     _load_rows(config, backup, env, list(works.values()), client, wire, progress)
-    errors = _parallel(settings.threads, [(w.table, lambda w=w: _finish(config, env, w))
+    errors = _parallel(settings.threads, [(w.table, partial(_finish, config, env, w))
                                           for w in works.values()])
     if errors:
         raise BackupError(f"restore of {backup.id} into {env.name!r} failed building "
@@ -320,9 +321,9 @@ def _load_rows(config: Config, backup: BackupInfo, env: DatabaseConfig,
     fed = _Counter(progress)
     with tools.defaults_file(env, client) as defaults:
         argv = client_argv(client, defaults, env.database, wire)
-        calls = [(f"table {w.table}", lambda w=w, job=job: _run_job(
-            config, client, defaults, argv, backup, header, footer, w, job, fed))
-            for w, job in jobs]
+        calls = [(f"table {w.table}", partial(_run_job, config, client, defaults, argv, backup,
+                                              header, footer, w, job, fed))
+                 for w, job in jobs]
         errors = _parallel(config.settings.threads, calls)
     if errors:
         raise BackupError(f"restore of {backup.id} into {env.name!r} failed: "
@@ -374,7 +375,7 @@ def _write(out: IO[bytes], fed: _Counter, data: bytes) -> None:
         fed.add(len(data))
 
 
-def _parallel(threads: int, calls: list[tuple[str, Callable[[], None]]]) -> list[str]:
+def _parallel(threads: int, calls: Sequence[tuple[str, Callable[[], None]]]) -> list[str]:
     """Run the calls `threads` at a time; the messages of those that failed."""
     errors: list[str] = []
     with ThreadPoolExecutor(max(1, threads), thread_name_prefix="restore") as pool:
@@ -416,9 +417,9 @@ def restore_views(config: Config, backup: BackupInfo, env: DatabaseConfig,
                   views: Sequence[str]) -> None:
     """`CREATE OR REPLACE` each view (atomic per view), in an order that satisfies the
     views that read other views."""
-    statements = {}
+    statements: dict[str, str] = {}
     for f in backup.frames:
-        if f.kind == "view_final" and f.name in views:
+        if f.kind == "view_final" and f.name is not None and f.name in views:
             stmt = worktables.view_statement(read_frame(backup.path, f))
             if stmt is None:
                 raise BackupError(f"backup {backup.id}: cannot read the definition of view "

@@ -13,6 +13,7 @@ import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import zstandard
 
@@ -95,7 +96,7 @@ def _check_index(info: BackupInfo, frames: list[Frame], size: int) -> None:
         raise _bad(info, f"no frame for {', '.join(map(repr, lost))}")
 
 
-def _check_frame(info: BackupInfo, fh, frame: Frame, sha: hashlib._Hash) -> int:  # noqa: ANN001
+def _check_frame(info: BackupInfo, fh: IO[bytes], frame: Frame, sha: hashlib._Hash) -> int:
     """Decompress one frame from the file's current position; return its raw length."""
     dobj = zstandard.ZstdDecompressor().decompressobj()
     left, raw, tail = frame.length, 0, b""

@@ -23,7 +23,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 
 import pymysql
@@ -35,6 +35,7 @@ from dumpload.data import delta, encode, inplace, shadow
 from dumpload.data.engine import (
     CopyFailed,
     CopyReport,
+    Feed,
     Job,
     Load,
     Run,
@@ -266,8 +267,7 @@ def _copy_job(tools: Tools, run: Run, reader: SourceReader) -> Job:
         rows, total, null_words = (None, 0, 0) if census is None else _ints(reader, census)
         parts = encode.client_parts(chunk.table, info.copied_columns, chunk.where, flavor,
                                     null_words=null_words > 0)
-        loads: list[Load] = [(lambda sink, sql=p.select: reader.stream(sql, sink), p.spec)
-                             for p in parts]
+        loads: list[Load] = [(_stream_feed(reader, p.select), p.spec) for p in parts]
         loaded = load_chunk(run.settings, tools, run, chunk, loads)
         if rows is not None and loaded != rows:
             raise LoadFailed(f"{chunk.table} chunk {chunk.index} ({chunk.describe()}): the "
@@ -284,3 +284,8 @@ def _ints(reader: SourceReader, sql: str) -> list[int]:
     return [int(x) for x in out.decode().split("\t")]
 
 
+def _stream_feed(reader: SourceReader, sql: str | None) -> Feed:
+    """A feed that streams the rows `sql` selects from the source client into a sink."""
+    def feed(sink: Callable[[bytes], None]) -> int:
+        return reader.stream(sql, sink)
+    return feed

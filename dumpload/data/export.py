@@ -274,7 +274,7 @@ def read_export_manifest(folder: Path) -> dict[str, Any]:
     path = folder / MANIFEST
     hint = "point at a folder written by `dumpload export`, or export again"
     try:
-        doc = json.loads(path.read_bytes().decode("utf-8"))
+        doc: dict[str, Any] = json.loads(path.read_bytes().decode("utf-8"))
     except OSError as exc:
         raise DataError(f"{path}: cannot read the export manifest: {exc.strerror or exc}",
                         hint=hint) from None
@@ -330,8 +330,9 @@ def _frame_feed(path: Path, frame: dict[str, Any]) -> engine.Feed:
         total = 0
         with path.open("rb") as fh:
             fh.seek(frame["offset"])
-            reader = zstandard.ZstdDecompressor().stream_reader(_Slice(fh, frame["length"]),
-                                                                read_across_frames=True)
+            reader = zstandard.ZstdDecompressor().stream_reader(
+                _Slice(fh, frame["length"]),  # type: ignore[arg-type]  # any object with read()
+                read_across_frames=True)
             while block := reader.read(1 << 20):
                 sink(block)
                 total += len(block)

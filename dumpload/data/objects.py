@@ -35,8 +35,8 @@ def export_objects(session: Session, tables: Sequence[str], include: Sequence[st
     from dumpload.schema.inspect import load_schema
 
     schema = load_schema(session)
-    names = [*schema.views, *(o.name for o in (*schema.routines.values(),
-                                               *schema.events.values()))]
+    names = [*schema.views, *(o.name for o in schema.routines.values()),
+             *(o.name for o in schema.events.values())]
     keep = set(select_tables(sorted(set(names)), include, exclude))
     out: list[dict[str, Any]] = []
     for routine in sorted(schema.routines.values(), key=lambda r: (r.kind, r.name)):

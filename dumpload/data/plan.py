@@ -19,7 +19,13 @@ from dumpload.catalog import fk_groups
 from dumpload.config import Config, DatabaseConfig, Settings
 from dumpload.data import chunks as chunking
 from dumpload.data import delta, inplace, shadow
-from dumpload.data.tables import TableInfo, inspect_tables, schema_fks, trigger_counts
+from dumpload.data.tables import (
+    TableInfo,
+    inspect_tables,
+    schema_fks,
+    show_create,
+    trigger_counts,
+)
 from dumpload.db import Session, connect
 from dumpload.errors import DataError, DumpLoadError
 from dumpload.sqltext import quote
@@ -75,7 +81,7 @@ def check_structures(source: TableInfo, target: TableInfo | None, target_env: st
     src = [c.signature for c in source.columns]
     dst = [c.signature for c in target.columns]
     if src != dst:
-        diff = sorted(set(src) ^ set(dst)) or ["column order"]
+        diff: list[Any] = [*sorted(set(src) ^ set(dst))] or ["column order"]
         raise DataError(f"table {source.name!r}: columns differ between source and "
                         f"{target_env}: {diff[:4]}", hint=hint)
 
@@ -120,7 +126,7 @@ def plan_tables(src: Session, dst: Session, tables: Sequence[str], threads: int,
                                    [chunking.Chunk(name, 0, None, None, None)], 0,
                                    len(info.fks_out), info, IN_PLACE))
             continue
-        split = shadow.split_create(name, shadow.show_create(dst, name))
+        split = shadow.split_create(name, show_create(dst, name))
         plans.append(TablePlan(name, info.rows_estimate, info.data_bytes, info.key,
                                chunking.plan_chunks(src, info, threads),
                                len(split.index_clauses), len(split.fk_clauses), info,

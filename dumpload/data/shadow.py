@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 
 from dumpload.catalog import SHADOW_PREFIX
 from dumpload.data.tables import (
-    ForeignKey,
+    ForeignKey as ForeignKey,  # re-exported: the data engine's annotations name it here
+)
+from dumpload.data.tables import (
     fks_into,
     fks_out,
     show_create,
@@ -70,8 +72,8 @@ def split_create(table: str, create: str) -> ShadowPlan:
         else:
             keep.append(line)
     shadow = work_name(SHADOW_PREFIX, table)
-    body = _fix_commas(keep)
-    create_sql = f"CREATE TABLE {quote(shadow)} (\n" + "\n".join(body)
+    columns = _fix_commas(keep)
+    create_sql = f"CREATE TABLE {quote(shadow)} (\n" + "\n".join(columns)
     return ShadowPlan(table, shadow, create_sql, indexes, fks)
 
 

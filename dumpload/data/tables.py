@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Any
 
 from dumpload.catalog import is_work_table
 from dumpload.db import Session
@@ -139,7 +140,7 @@ def _fks(session: Session, condition: str, args: tuple[str, ...]) -> list[Foreig
         "REFERENCED_TABLE_NAME, REFERENCED_COLUMN_NAME "
         "FROM information_schema.KEY_COLUMN_USAGE "
         f"WHERE {condition} ORDER BY TABLE_NAME, CONSTRAINT_NAME, ORDINAL_POSITION", args)
-    grouped: dict[tuple[str, str], list[tuple]] = {}
+    grouped: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
     for row in rows:
         grouped.setdefault((row[0], row[1]), []).append(row)
     return [ForeignKey(name, child, tuple(r[2] for r in parts), parts[0][3], parts[0][4],

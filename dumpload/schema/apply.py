@@ -189,7 +189,7 @@ def _python_codec(charset: str) -> str:
     if charset.startswith("utf8"):
         return "utf-8"
     from pymysql.charset import charset_by_name
-    return charset_by_name(charset).encoding
+    return str(charset_by_name(charset).encoding)
 
 
 def _rebuild(session: Session, step: Step, cause: StructureError,

@@ -9,8 +9,9 @@ foreign-key dependency order, then views (dependency order) and triggers.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from dumpload.flavor import Flavor
 from dumpload.schema import flavor as fl
@@ -27,7 +28,7 @@ from dumpload.schema.model import (
 )
 from dumpload.schema.partitions import Partitioning, partition_columns, plan_partitioning
 from dumpload.schema.plan import APPLY_SQL_MODE, PHASES, Change, Difference, Plan, Step
-from dumpload.schema.routines import plan_objects
+from dumpload.schema.routines import Event, Routine, plan_objects
 from dumpload.schema.safety import column_change_safety
 from dumpload.sqltext import quote
 
@@ -45,7 +46,7 @@ class _Builder:
     warnings: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
 
-    def step(self, phase: str, table: str, sql: str, changes: Iterable[tuple],
+    def step(self, phase: str, table: str, sql: str, changes: Iterable[tuple[Any, ...]],
              sql_mode: str | None = None, context: tuple[tuple[str, str], ...] = ()) -> None:
         self.steps.append(Step(phase, table, sql, sql_mode, context=context))
         for kind, name, safe, reason in changes:
@@ -88,10 +89,12 @@ def diff(source: Schema, target: Schema, *, allow_unsafe: bool = False,
                [("add_foreign_key", fk.name, True, "re-created as it was")])
     kept_triggers = _diff_triggers(b, source, target, keep_definer)
     _diff_views(b, source, target, keep_definer)
-    for objects in ((source.routines, target.routines), (source.events, target.events)):
-        differences, steps = plan_objects(*objects, keep_definer)
+    objects: tuple[tuple[Mapping[str, Routine | Event], Mapping[str, Routine | Event]], ...] = (
+        (source.routines, target.routines), (source.events, target.events))
+    for source_objects, target_objects in objects:
+        differences, object_steps = plan_objects(source_objects, target_objects, keep_definer)
         b.differences += [Difference(*d) for d in differences]
-        for s in steps:
+        for s in object_steps:
             b.step(s.phase, s.name, s.sql, s.items, s.sql_mode, s.context)
     _add_rebuild_fallbacks(b, source, target, kept_triggers)
     b.warnings += [*source.ignored, *target.ignored]
@@ -211,7 +214,7 @@ def _col_changed(a: Column, b: Column) -> bool:
 
 def _diff_table(b: _Builder, s: Table, t: Table, refk: set[str]) -> None:
     clauses: list[str] = []
-    items: list[tuple] = []
+    items: list[tuple[Any, ...]] = []
     recreated = _recreated_columns(s, t)
     modified = {c.name for c in s.columns if (tc := t.column(c.name)) and tc != c}
     fk_cols_modified = modified | {c.name for c in t.columns if c.name not in s.column_names}
@@ -344,7 +347,7 @@ def supporting_index(table: Table, fk: ForeignKey) -> Index | None:
 
 
 def _diff_checks_add(b: _Builder, s: Table, t: Table, clauses: list[str],
-                     items: list[tuple]) -> None:
+                     items: list[tuple[Any, ...]]) -> None:
     tchecks = {c.name: c for c in t.checks}
     for chk in s.checks:
         if tchecks.get(chk.name) == chk:
@@ -394,7 +397,7 @@ def _diff_indexes(b: _Builder, s: Table, t: Table,
 
 
 def _diff_columns(b: _Builder, s: Table, t: Table, recreated: set[str], clauses: list[str],
-                  items: list[tuple]) -> None:
+                  items: list[tuple[Any, ...]]) -> None:
     src_names = s.column_names
     for col in t.columns:
         if col.name not in src_names or col.name in recreated:
@@ -418,7 +421,7 @@ def _diff_columns(b: _Builder, s: Table, t: Table, recreated: set[str], clauses:
 
 
 def _column_added(b: _Builder, s: Table, t: Table, col: Column, old: Column | None,
-                  items: list[tuple]) -> None:
+                  items: list[tuple[Any, ...]]) -> None:
     if old is None:
         b.differ(s.name, "column", col.name, "missing in target", col.definition(b.flavor), None)
         items.append(("add_column", col.name, True, "add column"))
@@ -429,7 +432,7 @@ def _column_added(b: _Builder, s: Table, t: Table, col: Column, old: Column | No
 
 
 def _column_modified(b: _Builder, s: Table, col: Column, old: Column, moved: bool,
-                     position: str, items: list[tuple]) -> None:
+                     position: str, items: list[tuple[Any, ...]]) -> None:
     if old != col:
         b.differ(s.name, "column", col.name, "differs", col.definition(b.flavor),
                  old.definition(b.flavor))
@@ -469,7 +472,7 @@ def _longest_increasing(names: list[str], pos: dict[str, int]) -> list[str]:
 
 
 def _diff_options(b: _Builder, s: Table, t: Table, clauses: list[str],
-                  items: list[tuple]) -> None:
+                  items: list[tuple[Any, ...]]) -> None:
     if (s.engine or "").lower() != (t.engine or "").lower() and s.engine:
         b.differ(s.name, "option", "ENGINE", "differs", s.engine, t.engine)
         clauses.append(f"ENGINE={s.engine}")
@@ -499,7 +502,7 @@ def fl_literal(text: str) -> str:
 
 # --- views and triggers -------------------------------------------------------------------
 
-def _view_key(v: View, keep_definer: bool) -> tuple:
+def _view_key(v: View, keep_definer: bool) -> tuple[Any, ...]:
     return (v.definition, v.check_option, v.security, v.algorithm,
             v.definer if keep_definer else "")
 
@@ -534,7 +537,7 @@ def _view_order(source: Schema) -> list[str]:
     return out
 
 
-def _trigger_key(tr: Trigger, keep_definer: bool) -> tuple:
+def _trigger_key(tr: Trigger, keep_definer: bool) -> tuple[Any, ...]:
     # The sql_mode a trigger was created under decides how its body behaves (strict or
     # truncating, `||` as OR or as concatenation): a different mode is a different trigger.
     return (tr.table, tr.timing, tr.event, tr.statement, sql_mode_set(tr.sql_mode),
@@ -552,17 +555,17 @@ def sql_mode_set(mode: str) -> frozenset[str]:
     return frozenset(m.strip().upper() for m in (mode or "").split(",") if m.strip())
 
 
-def _diff_triggers(b: _Builder, source: Schema, target: Schema, keep_definer: bool) -> list:
+def _diff_triggers(b: _Builder, source: Schema, target: Schema, keep_definer: bool) -> list[Any]:
     """A changed trigger re-creates its whole (table, timing, event) group, to keep order.
 
     Returns the target triggers that stay as they are."""
-    def groups(schema: Schema) -> dict[tuple, list]:
-        out: dict[tuple, list] = {}
+    def groups(schema: Schema) -> dict[tuple[Any, ...], list[Any]]:
+        out: dict[tuple[Any, ...], list[Any]] = {}
         for tr in sorted(schema.triggers.values(), key=lambda x: x.order):
             out.setdefault((tr.table, tr.timing, tr.event), []).append(tr)
         return out
     sg, tg = groups(source), groups(target)
-    kept: list = []
+    kept: list[Any] = []
     for key in sorted(set(sg) | set(tg)):
         s_list, t_list = sg.get(key, []), tg.get(key, [])
         if [(x.name, _trigger_key(x, keep_definer)) for x in s_list] == \
@@ -582,7 +585,7 @@ def _diff_triggers(b: _Builder, source: Schema, target: Schema, keep_definer: bo
     return kept
 
 
-def _report_triggers(b: _Builder, s_list: list, t_list: list, keep_definer: bool) -> None:
+def _report_triggers(b: _Builder, s_list: list[Any], t_list: list[Any], keep_definer: bool) -> None:
     s_map, t_map = {x.name: x for x in s_list}, {x.name: x for x in t_list}
     for name, tr in s_map.items():
         old = t_map.get(name)
@@ -606,7 +609,7 @@ def _report_triggers(b: _Builder, s_list: list, t_list: list, keep_definer: bool
 # --- rebuild fallback -----------------------------------------------------------------------
 
 def _add_rebuild_fallbacks(b: _Builder, source: Schema, target: Schema,
-                           kept_triggers: list) -> None:
+                           kept_triggers: list[Any]) -> None:
     """Give each ALTER TABLE step a shadow-copy rebuild to use if the server refuses it."""
     for i, step in enumerate(b.steps):
         if step.phase == "alter_table" and step.table in source.tables:
@@ -620,7 +623,8 @@ def shadow_name(name: str, tag: str) -> str:
 
 
 def rebuild_statements(s: Table, target: Schema, flavor: Flavor | str,
-                       dropped_fks: set[tuple[str, str]], kept_triggers: list) -> tuple[str, ...]:
+                       dropped_fks: set[tuple[str, str]],
+                       kept_triggers: list[Any]) -> tuple[str, ...]:
     """Shadow copy + atomic rename, keeping every row of the columns both versions share.
 
     Foreign keys of other tables that point at this one are dropped before the swap and

@@ -11,7 +11,7 @@ rendering are here too. No I/O.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -233,7 +233,7 @@ def fk_rule(rule: str | None) -> str:
     return "RESTRICT" if rule in ("NO ACTION", "RESTRICT", "") else rule
 
 
-def foreign_key_from_rows(name: str, rows: list[Row], schema: str) -> ForeignKey:
+def foreign_key_from_rows(name: str, rows: Sequence[Row], schema: str) -> ForeignKey:
     """KEY_COLUMN_USAGE rows (joined with REFERENTIAL_CONSTRAINTS) of one FK → ForeignKey.
 
     Columns are ordered by ORDINAL_POSITION: the catalog's row order is not stable on
@@ -301,9 +301,9 @@ def target_collation(collation: str | None, target_flavor: Flavor | str,
     if not collation or not available or collation in available:
         return collation
     if Flavor.of(target_flavor).is_mariadb and "_0900_" in collation:
+        charset = charset_of(collation) or ""
         for candidate in (collation.replace("_0900_", "_uca1400_"),
-                          charset_of(collation) + "_unicode_520_ci",
-                          charset_of(collation) + "_general_ci"):
+                          charset + "_unicode_520_ci", charset + "_general_ci"):
             if candidate in available:
                 return candidate
     return collation

@@ -21,7 +21,7 @@ from dumpload.config import select_tables
 from dumpload.db import Session
 from dumpload.flavor import Flavor
 from dumpload.schema import flavor as fl
-from dumpload.schema.model import Check, Schema, Table, Trigger, View
+from dumpload.schema.model import Check, Schema, Table, Trigger, View, version3
 from dumpload.schema.partitions import partitioning_from_rows
 from dumpload.schema.routines import events_from_rows, routines_from_rows
 from dumpload.sqltext import quote
@@ -114,7 +114,7 @@ def build_schema(database: str, flavor: Flavor | str, version: tuple[int, int, i
                  rows: Mapping[str, Rows], include: Sequence[str] = ("*",),
                  exclude: Sequence[str] = ()) -> Schema:
     """The model from literal catalog rows (pure; unit tests feed MySQL rows here)."""
-    flavor = Flavor.of(flavor, tuple(version) if tuple(version) != (0, 0, 0) else None)
+    flavor = Flavor.of(flavor, version3(version) if tuple(version) != (0, 0, 0) else None)
     kinds = {fl.text(fl.get(r, "TABLE_NAME")): (fl.text(fl.get(r, "TABLE_TYPE")) or "")
              for r in rows.get("tables", [])}
     names = sorted(k for k in kinds if k and not is_work_table(k))
@@ -142,7 +142,7 @@ def _selected(objects: dict[str, Any], include: Sequence[str],
 
 
 def _inbound_fks(database: str, rows: Rows, selected: set[str],
-                 every: set[str | None]) -> tuple:
+                 every: set[str | None]) -> tuple[Any, ...]:
     """FKs of unselected tables that point at selected ones (a parent change must mind them)."""
     outside = _group(rows, {n for n in every if n and n not in selected})
     out = []

@@ -6,6 +6,7 @@ normalised values and the plan reuses the source's rendering. No I/O here.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from dumpload.flavor import MARIADB, Flavor
@@ -271,4 +272,10 @@ class Schema:
     def __post_init__(self) -> None:
         if not isinstance(self.flavor, Flavor) or self.version != (0, 0, 0):
             object.__setattr__(self, "flavor", Flavor.of(
-                self.flavor, tuple(self.version) if self.version != (0, 0, 0) else None))
+                self.flavor, version3(self.version) if self.version != (0, 0, 0) else None))
+
+
+def version3(version: Sequence[int]) -> tuple[int, int, int]:
+    """(major, minor, patch) from a version of any length (a list read back from JSON)."""
+    major, minor, patch = (list(version) + [0, 0, 0])[:3]
+    return major, minor, patch

@@ -39,7 +39,7 @@ class Partition:
         """LIST values as a set (the order of a VALUES IN list carries no meaning)."""
         return frozenset(split_items(self.values or ""))
 
-    def key(self, method: str) -> tuple:
+    def key(self, method: str) -> tuple[Any, ...]:
         values = self.value_items() if method.startswith("LIST") else self.values
         return (self.name, values, self.comment, self.subpartitions)
 
@@ -60,13 +60,13 @@ class Partitioning:
     def names(self) -> tuple[str, ...]:
         return tuple(p.name for p in self.partitions)
 
-    def scheme(self) -> tuple:
+    def scheme(self) -> tuple[Any, ...]:
         """What decides where a row goes, apart from the partition list itself."""
         return (self.method, self.linear, self.algorithm, _norm_expr(self.expression),
                 self.sub_method, self.sub_linear, self.sub_algorithm,
                 _norm_expr(self.sub_expression or ""))
 
-    def key(self) -> tuple:
+    def key(self) -> tuple[Any, ...]:
         parts = [p.key(self.method) for p in self.partitions]
         # The order of LIST partitions decides nothing: compare them as a set.
         return (self.scheme(), frozenset(parts) if self.method.startswith("LIST")
@@ -357,7 +357,7 @@ def _same_clause(mine: str, theirs: str, model: Partitioning) -> bool:
     if not model.method.startswith("LIST"):
         return False
     # LIST values may be listed in another order by the server: compare partition by partition.
-    def canon(text: str) -> list:
+    def canon(text: str) -> list[Any]:
         return [sorted(split_items(m.group(1))) if m else p for p in split_items(text)
                 for m in [re.search(r"valuesin\((.*)\)$", p.replace(" ", ""))]]
     return canon(mine) == canon(theirs)
@@ -372,8 +372,8 @@ class PartitionChanges:
     `items`: (kind, name, safe, reason) per statement, as `diff._Builder.step` takes them.
     """
 
-    before: list[tuple[str, list[tuple]]] = field(default_factory=list)
-    after: list[tuple[str, list[tuple]]] = field(default_factory=list)
+    before: list[tuple[str, list[tuple[Any, ...]]]] = field(default_factory=list)
+    after: list[tuple[str, list[tuple[Any, ...]]]] = field(default_factory=list)
     differences: list[tuple[str, str, str | None, str | None]] = field(default_factory=list)
 
 
@@ -442,7 +442,7 @@ def _describe(out: PartitionChanges, s: Partitioning, t: Partitioning) -> None:
         out.differences.append(("partitions", "order", ", ".join(s.names), ", ".join(t.names)))
 
 
-def _partition_by(table: str, source: Partitioning, why: str) -> tuple[str, list[tuple]]:
+def _partition_by(table: str, source: Partitioning, why: str) -> tuple[str, list[tuple[Any, ...]]]:
     fails = ""
     if source.method.startswith(("RANGE", "LIST")) and not any(
             (p.values or "").upper() in ("MAXVALUE", "DEFAULT") or "MAXVALUE" in
@@ -453,7 +453,7 @@ def _partition_by(table: str, source: Partitioning, why: str) -> tuple[str, list
 
 
 def _same_scheme_steps(table: str, s: Partitioning, t: Partitioning
-                       ) -> list[tuple[str, list[tuple]]] | None:
+                       ) -> list[tuple[str, list[tuple[Any, ...]]]] | None:
     if s.method in ("HASH", "KEY"):
         return _hash_steps(table, s, t)
     if s.method.startswith("RANGE"):
@@ -462,7 +462,7 @@ def _same_scheme_steps(table: str, s: Partitioning, t: Partitioning
 
 
 def _hash_steps(table: str, s: Partitioning, t: Partitioning
-                ) -> list[tuple[str, list[tuple]]] | None:
+                ) -> list[tuple[str, list[tuple[Any, ...]]]] | None:
     alter = f"ALTER TABLE {quote(table)} "
     sk = [p.key(s.method) for p in s.partitions]
     tk = [p.key(t.method) for p in t.partitions]
@@ -485,13 +485,13 @@ def _hash_steps(table: str, s: Partitioning, t: Partitioning
 
 
 def _range_steps(table: str, s: Partitioning, t: Partitioning
-                 ) -> list[tuple[str, list[tuple]]] | None:
+                 ) -> list[tuple[str, list[tuple[Any, ...]]]] | None:
     """Group both partition lists at the bounds they share; each differing group is one
     REORGANIZE (rows kept); a tail only the source has is ADDed; a tail only the target
     has is DROPped (its rows have no partition in the source)."""
     common = {p.values for p in s.partitions} & {p.values for p in t.partitions}
     sg, tg = _groups(s.partitions, common), _groups(t.partitions, common)
-    steps: list[tuple[str, list[tuple]]] = []
+    steps: list[tuple[str, list[tuple[Any, ...]]]] = []
     for sp, tp in zip(sg, tg, strict=True):
         if [p.key(s.method) for p in sp] == [p.key(t.method) for p in tp]:
             continue
@@ -528,8 +528,8 @@ def _extends(new: str | None, old: str | None) -> bool | None:
         return None
 
 
-def _bound_key(text: str) -> tuple | None:
-    out: list[tuple] = []
+def _bound_key(text: str) -> tuple[Any, ...] | None:
+    out: list[tuple[Any, ...]] = []
     for item in split_items(text):
         if item.upper() == "MAXVALUE":
             out.append((2, 0))
@@ -544,7 +544,7 @@ def _bound_key(text: str) -> tuple | None:
 
 
 def _list_steps(table: str, s: Partitioning, t: Partitioning
-                ) -> list[tuple[str, list[tuple]]] | None:
+                ) -> list[tuple[str, list[tuple[Any, ...]]]] | None:
     """Unchanged partitions stay; the others form groups linked by shared values (or a
     DEFAULT partition, which holds every value no other partition lists); a group only the
     source has is ADDed, one only the target has is DROPped, the rest REORGANIZEd."""
@@ -560,7 +560,7 @@ def _list_steps(table: str, s: Partitioning, t: Partitioning
                 for p in parts:
                     if p.name == default.name:
                         _append(left, p)
-    steps: list[tuple[str, list[tuple]]] = []
+    steps: list[tuple[str, list[tuple[Any, ...]]]] = []
     adds = []
     for sp, tp in _components(s_left, t_left):
         if not tp:
@@ -619,14 +619,15 @@ def _overlap(a: Partition, b: Partition) -> bool:
     return bool(a.value_items() & b.value_items())
 
 
-def _add(table: str, s: Partitioning, parts: Iterable[Partition]) -> tuple[str, list[tuple]]:
+def _add(table: str, s: Partitioning,
+         parts: Iterable[Partition]) -> tuple[str, list[tuple[Any, ...]]]:
     parts = list(parts)
     return (f"ALTER TABLE {quote(table)} ADD PARTITION ("
             + ", ".join(s.partition_sql(p) for p in parts) + ")",
             [("add_partition", p.name, True, "add partition (no rows move)") for p in parts])
 
 
-def _drop(table: str, parts: Sequence[Partition], why: str) -> tuple[str, list[tuple]]:
+def _drop(table: str, parts: Sequence[Partition], why: str) -> tuple[str, list[tuple[Any, ...]]]:
     names = ", ".join(quote(p.name) for p in parts)
     return (f"ALTER TABLE {quote(table)} DROP PARTITION {names}",
             [("drop_partition", p.name, False,
@@ -634,7 +635,7 @@ def _drop(table: str, parts: Sequence[Partition], why: str) -> tuple[str, list[t
 
 
 def _reorganize(table: str, s: Partitioning, old: Sequence[Partition],
-                new: Sequence[Partition], note: str) -> tuple[str, list[tuple]]:
+                new: Sequence[Partition], note: str) -> tuple[str, list[tuple[Any, ...]]]:
     what = ("split" if len(new) > len(old) else "merge" if len(new) < len(old)
             else "redefine")
     return (f"ALTER TABLE {quote(table)} REORGANIZE PARTITION "

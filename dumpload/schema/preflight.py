@@ -207,21 +207,21 @@ def _converted_badly(session: Session, check: DataCheck) -> int:
 def with_conversions(plan: Plan, verdicts: Iterable[Verdict]) -> Plan:
     """The plan with an UPDATE before the first statement of each table whose rows need a
     (lossy, allowed) conversion. The UPDATEs are unsafe changes: they need --allow-unsafe."""
-    fixes = [v for v in verdicts if not v.ok and v.fix_sql]
+    fixes = [(v, v.fix_sql) for v in verdicts if not v.ok and v.fix_sql]
     if not fixes:
         return plan
     steps = list(plan.steps)
     changes = list(plan.changes)
-    for v in fixes:
+    for v, fix_sql in fixes:
         at = next((i for i, s in enumerate(steps) if s.table == v.table
                    and s.phase == "alter_table" and s.kind != "convert"), len(steps))
         statements: tuple[str, ...] = ()
         if v.check == "charset":  # CONVERT in a strict-mode UPDATE fails instead of
             statements = (f"SET SESSION sql_mode = {literal(LENIENT_SQL_MODE)}",  # writing '?'
-                          v.fix_sql, f"SET SESSION sql_mode = {literal(APPLY_SQL_MODE)}")
-        steps.insert(at, Step("alter_table", v.table, v.fix_sql, kind="convert",
+                          fix_sql, f"SET SESSION sql_mode = {literal(APPLY_SQL_MODE)}")
+        steps.insert(at, Step("alter_table", v.table, fix_sql, kind="convert",
                               statements=statements))
-        changes.append(Change(v.table, "convert_rows", v.column or "", v.fix_sql, False,
+        changes.append(Change(v.table, "convert_rows", v.column or "", fix_sql, False,
                               f"{v.rows} row(s) with {v.what} are changed to fit"))
     return replace(plan, steps=tuple(steps), changes=tuple(changes))
 

@@ -49,7 +49,7 @@ class Routine:
     def key(self) -> str:
         return f"{self.kind} {self.name}"
 
-    def compared(self, keep_definer: bool) -> tuple:
+    def compared(self, keep_definer: bool) -> tuple[Any, ...]:
         return (self.params, self.returns, self.body.strip(), self.deterministic,
                 self.data_access, self.security, self.comment, self.sql_mode,
                 self.collation_connection, self.definer if keep_definer else "")
@@ -106,7 +106,7 @@ class Event:
     def key(self) -> str:
         return f"EVENT {self.name}"
 
-    def compared(self, keep_definer: bool) -> tuple:
+    def compared(self, keep_definer: bool) -> tuple[Any, ...]:
         return (self.body.strip(), self.schedule, self.status, self.on_completion,
                 self.comment, self.sql_mode, self.time_zone, self.collation_connection,
                 self.definer if keep_definer else "")
@@ -241,18 +241,18 @@ class ObjectStep:
     phase: str
     name: str
     sql: str
-    items: tuple[tuple, ...]
+    items: tuple[tuple[Any, ...], ...]
     sql_mode: str | None = None
     context: tuple[tuple[str, str], ...] = ()
 
 
 def plan_objects(source: Mapping[str, Routine | Event], target: Mapping[str, Routine | Event],
-                 keep_definer: bool) -> tuple[list[tuple], list[ObjectStep]]:
+                 keep_definer: bool) -> tuple[list[tuple[Any, ...]], list[ObjectStep]]:
     """(differences, steps) that make the target's routines (or events) the source's.
 
     Differences are (name, object, name, what, source, target) as `plan.Difference` takes.
     """
-    diffs: list[tuple] = []
+    diffs: list[tuple[Any, ...]] = []
     steps: list[ObjectStep] = []
     for key in sorted(set(source) | set(target)):
         s, t = source.get(key), target.get(key)

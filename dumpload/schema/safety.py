@@ -60,7 +60,8 @@ def type_change_safety(old: str, new: str) -> tuple[bool, str]:
     return False, f"type change {old} → {new} may lose or alter data"
 
 
-def _int_change(ob, oa, ou, nb, na, nu) -> tuple[bool, str] | None:  # noqa: ANN001
+def _int_change(ob: str, oa: list[str], ou: bool, nb: str, na: list[str],
+                nu: bool) -> tuple[bool, str] | None:
     if ob not in _INT_BYTES or nb not in _INT_BYTES:
         return None
     ob_, nb_ = _INT_BYTES[ob], _INT_BYTES[nb]
@@ -74,7 +75,8 @@ def _int_change(ob, oa, ou, nb, na, nu) -> tuple[bool, str] | None:  # noqa: ANN
                                                     "not fit")
 
 
-def _decimal_change(ob, oa, ou, nb, na, nu) -> tuple[bool, str] | None:  # noqa: ANN001
+def _decimal_change(ob: str, oa: list[str], ou: bool, nb: str, na: list[str],
+                    nu: bool) -> tuple[bool, str] | None:
     if ob not in ("decimal", "numeric") or nb not in ("decimal", "numeric"):
         return None
     op, os_ = (int(oa[0]) if oa else 10), (int(oa[1]) if len(oa) > 1 else 0)
@@ -92,7 +94,8 @@ def _string_len(base: str, args: list[str]) -> int | None:
                                      "longblob": 4294967295}.get(base)
 
 
-def _string_change(ob, oa, ou, nb, na, nu) -> tuple[bool, str] | None:  # noqa: ANN001
+def _string_change(ob: str, oa: list[str], ou: bool, nb: str, na: list[str],
+                   nu: bool) -> tuple[bool, str] | None:
     texty = ("char", "varchar", *_TEXT_SIZE)
     binary = ("binary", "varbinary", *_BLOB_SIZE)
     if not ((ob in texty and nb in texty) or (ob in binary and nb in binary)):
@@ -109,7 +112,8 @@ def _string_change(ob, oa, ou, nb, na, nu) -> tuple[bool, str] | None:  # noqa: 
     return False, f"narrow {ob}({old_len}) → {nb}({new_len}): longer values would be cut"
 
 
-def _enum_change(ob, oa, ou, nb, na, nu) -> tuple[bool, str] | None:  # noqa: ANN001
+def _enum_change(ob: str, oa: list[str], ou: bool, nb: str, na: list[str],
+                 nu: bool) -> tuple[bool, str] | None:
     if ob not in ("enum", "set") or nb != ob:
         return None
     removed = [v for v in oa if v not in na]
@@ -120,7 +124,8 @@ def _enum_change(ob, oa, ou, nb, na, nu) -> tuple[bool, str] | None:  # noqa: AN
     return True, f"{ob} values added"
 
 
-def _time_change(ob, oa, ou, nb, na, nu) -> tuple[bool, str] | None:  # noqa: ANN001
+def _time_change(ob: str, oa: list[str], ou: bool, nb: str, na: list[str],
+                 nu: bool) -> tuple[bool, str] | None:
     if ob not in ("datetime", "timestamp", "time") or nb not in ("datetime", "timestamp", "time"):
         return None
     op, np_ = (int(oa[0]) if oa else 0), (int(na[0]) if na else 0)
@@ -131,7 +136,8 @@ def _time_change(ob, oa, ou, nb, na, nu) -> tuple[bool, str] | None:  # noqa: AN
     return False, f"{ob} → {nb} may change values"
 
 
-def _float_change(ob, oa, ou, nb, na, nu) -> tuple[bool, str] | None:  # noqa: ANN001
+def _float_change(ob: str, oa: list[str], ou: bool, nb: str, na: list[str],
+                  nu: bool) -> tuple[bool, str] | None:
     if ob == "float" and nb == "double":
         return True, "widen float → double"
     if ob in _INT_BYTES and nb in ("decimal", "numeric"):
