@@ -24,6 +24,10 @@ in ways they never parse as flags:
 Every argv is logged; every exit status is checked; stderr is kept for the error message,
 with literal values elided (`sqltext.elide_message`).
 
+Protocol compression (`compress` per database) is decided here too, once, from literal
+version strings (`choose_compression`, pure): callers add `wire_args(...)` to the argv of
+every client that moves rows or dumps; nothing else spells `--compress`.
+
 Short commands run through `sh`. Byte streams (dumps, table copies) run through
 `subprocess.Popen`: relaying 500 MB through `sh` output callbacks took 9.6 s against
 0.8 s for a plain pipe read on this machine, and the data path must not pay that.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dumpload.catalog import fk_groups
 from dumpload.data.chunks import Chunk, integer_bounds, ranges_from_bounds
+from dumpload.data.delta import range_count, worth_it
 from dumpload.data.encode import (
     CLIENT,
     census_sql,
@@ -15,9 +16,11 @@ from dumpload.data.encode import (
     select_expr,
 )
 from dumpload.data.engine import striped
+from dumpload.data.inplace import batches
+from dumpload.data.plan import choose_modes, delta_candidate
 from dumpload.data.shadow import split_create
 from dumpload.data.stream import _find_marker, _hold_back
-from dumpload.data.tables import Column, work_name
+from dumpload.data.tables import Column, TableInfo, work_name
 from dumpload.data.verify import combine
 
 
@@ -210,3 +213,51 @@ def test_log_progress_reports_rows_and_bytes(caplog) -> None:  # type: ignore[no
     bars.advance("t", 5, 50)
     bars.table_done("t")
     bars.close()
+
+
+def _info(name: str, size: int, engine: str = "InnoDB", key: tuple[str, ...] = ("id",),
+          rows: int = 10) -> TableInfo:
+    return TableInfo(name, [col("id", "int", False)], key, ("int",) * len(key), engine, rows,
+                     size)
+
+
+def test_strategies_per_fk_group_size_trigger_and_engine() -> None:
+    mb = 1024 * 1024
+    names = ["a", "b", "c", "d", "e", "f"]
+    src = {n: _info(n, mb) for n in names}
+    dst = {n: _info(n, mb) for n in names}
+    src["c"] = _info("c", 64 * mb)             # big: its whole group (c, d) goes shadow
+    dst["e"] = _info("e", 64 * mb)             # big on the target only: DELETE would be long
+    dst["f"] = _info("f", mb, engine="MyISAM")  # cannot roll back
+    modes = choose_modes(names, src, dst, {"b": 1}, [("d", "c")], 16 * mb)
+    assert modes == {"a": "in-place", "b": "shadow", "c": "shadow", "d": "shadow",
+                     "e": "shadow", "f": "shadow"}
+    assert set(choose_modes(names, src, dst, {}, [], 0).values()) == {"shadow"}
+    assert choose_modes(["a"], src, dst, {}, [], 16 * mb, {"a"}) == {"a": "shadow"}
+
+
+def test_delta_candidates() -> None:
+    big = _info("t", 1 << 30)
+    assert delta_candidate(big, big, set(), {})
+    assert not delta_candidate(big, big, {"t"}, {})           # an FK in or out
+    assert not delta_candidate(big, big, set(), {"t": 1})     # a trigger
+    assert not delta_candidate(big, _info("t", 1 << 30, rows=0), set(), {})  # empty target
+    assert not delta_candidate(_info("t", 1 << 30, key=()), big, set(), {})  # no key
+
+
+def test_in_place_batches_keep_groups_whole() -> None:
+    sizes = {f"t{i}": 10 << 20 for i in range(5)}
+    got = batches([["t0"], ["t1", "t2"], ["t3"], ["t4"]], sizes)
+    assert got == [["t0", "t1", "t2"], ["t3", "t4"]]           # 32 MB per transaction
+    assert batches([["t0"], ["t1", "t2", "t3", "t4"]], sizes) == [["t0"], ["t1", "t2", "t3", "t4"]]
+    many = batches([[f"s{i}"] for i in range(600)], {})
+    assert [len(b) for b in many] == [250, 250, 100]
+
+
+def test_delta_worth_it_and_range_count() -> None:
+    assert worth_it([((10, 1), (10, 2))], 1000, 1000)
+    assert not worth_it([((300, 1), (10, 2))], 1000, 1000)
+    assert worth_it([], 0, 0)
+    assert range_count(0, 0) == 1
+    assert range_count(400 << 20, 2_000_000) == 400
+    assert range_count(1 << 40, 10) == 1024

@@ -193,8 +193,9 @@ def copy_part(session: Session, reader: SourceReader, info: TableInfo, where: st
 def check_guard(session: Session, guard: dict[str, swap.Fingerprint],
                 tables: Sequence[str], database: str) -> None:
     """Refuse (exit 6) when a table was written since its copy started. Called after the
-    DELETE: from then on its rows and gaps are locked by this transaction, so no write can
-    slip in between this check and the COMMIT."""
+    DELETE: from then on the rows and gaps it replaces are locked by this transaction, so
+    no write to them can slip in between this check and the COMMIT (a delta leaves the
+    other ranges open: a write there is kept, never overwritten)."""
     names = [t for t in tables if t in guard]
     if not names:
         return
@@ -235,7 +236,7 @@ def replace_batch(run: Run, reader: SourceReader, session: Session, tables: list
                     run.fail(t, error)
                 return session
             log.warning("in-place batch %s...: %s; retrying (attempt %d of %d)", tables[0],
-                        exc, attempt + 1, attempts)
+                        elide_message(str(exc)), attempt + 1, attempts)
             session = _fresh(run, session)
             _reset_progress(run, tables)
         except SourceGone:
