@@ -27,7 +27,7 @@ from dumpload.config import MAX_THREADS, Config, DatabaseConfig, match_tables
 from dumpload.data.engine import CopyReport
 from dumpload.data.plan import TablePlan
 from dumpload.data.verify import VerifyReport
-from dumpload.db import session
+from dumpload.db import session, usable_threads
 from dumpload.errors import EXIT_DIFFERENCES, DumpLoadError, UsageError, VerifyError
 from dumpload.progress import make_progress
 
@@ -114,7 +114,8 @@ def data(app: App, from_env: str | None, to_env: str | None, tables: tuple[str, 
     run = app.start("data", json_mode=as_json)
     config = app.config
     source, target = resolve_envs(app, from_env, to_env)
-    threads = threads or config.settings.threads
+    with session(source, config.settings) as s, session(target, config.settings) as d:
+        threads = usable_threads(threads or config.settings.threads, s, d)
     names = _data_tables(app, source, tables)
     if not dry_run:
         app.hold_target(target)

@@ -64,7 +64,7 @@ from dumpload.data.plan import (
 from dumpload.data.stream import LoadFailed, SourceGone, SourceReader, open_snapshot
 from dumpload.data.tables import schema_fks
 from dumpload.data.verify import Sums, TableCheck, VerifyReport, session_kind
-from dumpload.db import Session, usable_threads
+from dumpload.db import Session
 from dumpload.errors import EXIT_VERIFY, DataError, DumpLoadError
 from dumpload.progress import NullProgress, Progress
 from dumpload.tools import defaults_file, find_binary, wire_args
@@ -94,7 +94,6 @@ def copy_tables(config: Config, source_env: DatabaseConfig, target_env: Database
     started = time.monotonic()
     with ExitStack() as stack:
         src, dst = stack.enter_context(sessions(config, source_env, target_env))
-        threads = usable_threads(threads, src, dst)
         plans = plans or plan_tables(src, dst, tables, threads,
                                      in_place_limit(config.settings),
                                      full=full or lock_target)
