@@ -89,7 +89,7 @@ def test_one_privilege_less_fails_doctor_naming_it(env: TestEnv, restricted: dic
     _revoke(env.target, env.database, restricted["production"], privilege)
     result = env.run("doctor", "--env", "production", "--json")
     assert result.exit_code == 1, result.stdout
-    checks = {c["name"]: c for c in json.loads(result.stdout)}
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
     detail = checks["privileges"]["detail"]
     assert f"missing {privilege} (blocks:" in detail and blocked in detail
     assert checks["privileges"]["hint"].startswith(f"GRANT {privilege} ON")
