@@ -16,14 +16,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from dumpload.data.shadow import split_create
 from dumpload.schema.model import Trigger
-from dumpload.sqltext import quote
 from dumpload.swap import trigger_from_sql
 
 _CREATE = re.compile(rb"^CREATE TABLE (`(?:[^`]|``)+`) \(\n", re.M)
-_INDEX_LINE = re.compile(r"^\s*(UNIQUE KEY|KEY|INDEX|UNIQUE INDEX)\s")
-_FK_LINE = re.compile(r"^\s*CONSTRAINT\s+`(?:[^`]|``)+`\s+FOREIGN KEY\s")
-_AUTO_COL = re.compile(r"^\s*`((?:[^`]|``)+)`\s.*\bAUTO_INCREMENT\b")
 _REFERENCES = re.compile(r"\bREFERENCES\s+(`(?:[^`]|``)+`)(?:\.(`(?:[^`]|``)+`))?")
 _DEFINER = re.compile(rb"DEFINER=(?:`(?:[^`]|``)*`|'[^']*'|\w+)@(?:`(?:[^`]|``)*`|'[^']*'|"
                       rb"[\w.%-]+)|DEFINER=CURRENT_USER(?:\(\))?")
@@ -64,40 +61,17 @@ def extract_create(section: bytes) -> str | None:
 def work_definition(create: str, work: str) -> WorkDefinition:
     """The backup's CREATE renamed to `work`, FKs out, secondary B-tree indexes deferred.
 
-    FULLTEXT/SPATIAL indexes and the index whose first column is AUTO_INCREMENT stay (the
-    server requires that one; the others gain nothing from deferring).
+    The split is the data copy's (`shadow.split_create`): FULLTEXT/SPATIAL indexes, the
+    index of the AUTO_INCREMENT column and a `PARTITION BY KEY ()` unique key stay.
     """
-    lines = create.splitlines()
-    auto = next((m.group(1).replace("``", "`") for ln in lines if (m := _AUTO_COL.match(ln))),
-                None)
-    keep, indexes, fks = [], [], []
-    for line in lines[1:]:
-        body = line.strip().rstrip(",")
-        if _FK_LINE.match(line):
-            fks.append(body)
-        elif _INDEX_LINE.match(line) and not (auto and _first_column(body) == auto):
-            indexes.append(body)
-        else:
-            keep.append(line)
+    split = split_create(work, create, name=work)
+    fks = split.fk_clauses
     parents = []
     for clause in fks:
         m = _REFERENCES.search(clause)
         if m and not m.group(2):
             parents.append(m.group(1)[1:-1].replace("``", "`"))
-    sql = f"CREATE TABLE {quote(work)} (\n" + "\n".join(_fix_commas(keep))
-    return WorkDefinition(sql, indexes, fks, parents)
-
-
-def _first_column(index_clause: str) -> str | None:
-    m = re.search(r"\(`((?:[^`]|``)+)`", index_clause)
-    return m.group(1).replace("``", "`") if m else None
-
-
-def _fix_commas(lines: list[str]) -> list[str]:
-    """After removing definition lines: every definition but the last ends with a comma."""
-    close = next(i for i in range(len(lines) - 1, -1, -1) if lines[i].startswith(")"))
-    defs = [ln.rstrip().rstrip(",") for ln in lines[:close]]
-    return [d + "," for d in defs[:-1]] + defs[-1:] + lines[close:]
+    return WorkDefinition(split.create_sql, split.index_clauses, fks, parents)
 
 
 def rewrite_definer(text: bytes) -> bytes:

@@ -46,14 +46,15 @@ class ShadowPlan:
     fk_clauses: list[str] = field(default_factory=list)
 
 
-def split_create(table: str, create: str) -> ShadowPlan:
+def split_create(table: str, create: str, name: str | None = None) -> ShadowPlan:
     """Turn the target's `SHOW CREATE TABLE` into the shadow's CREATE plus deferred parts.
 
     Secondary B-tree indexes and FKs are deferred; FULLTEXT/SPATIAL indexes and the index
     that carries an AUTO_INCREMENT column (the server requires one) stay in the CREATE, and
     so do unique keys of a table partitioned `BY KEY ()` with no primary key. A partition
     clause (after the closing parenthesis, or in MySQL's `/*!50100 ... */`) is kept as is,
-    so the shadow is partitioned exactly like the table.
+    so the shadow is partitioned exactly like the table. `name`: the shadow's name
+    (default: `table`'s work name).
     """
     lines = create.splitlines()
     auto = next((m.group(1).replace("``", "`") for ln in lines if (m := _AUTO_COL.match(ln))),
@@ -71,7 +72,7 @@ def split_create(table: str, create: str) -> ShadowPlan:
             indexes.append(body)
         else:
             keep.append(line)
-    shadow = work_name(SHADOW_PREFIX, table)
+    shadow = name or work_name(SHADOW_PREFIX, table)
     columns = _fix_commas(keep)
     create_sql = f"CREATE TABLE {quote(shadow)} (\n" + "\n".join(columns)
     return ShadowPlan(table, shadow, create_sql, indexes, fks)
