@@ -497,9 +497,13 @@ def _wait_for_executors(session: Session, settings: Settings) -> None:
 
 
 def record_path(settings: Settings, db: DatabaseConfig) -> Path:
+    return settings.log_dir / SWAP_RECORDS / f"{target_key(db)}.json"
+
+
+def target_key(db: DatabaseConfig) -> str:
+    """`<database>@<host>_<port>` (or `@<socket>`), safe as a file name: one target database."""
     where = db.socket or f"{db.host}_{db.port}"
-    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in f"{db.database}@{where}")
-    return settings.log_dir / SWAP_RECORDS / f"{safe}.json"
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in f"{db.database}@{where}")
 
 
 def _read_record(path: Path) -> dict[str, Any]:
