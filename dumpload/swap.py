@@ -471,6 +471,10 @@ def settle_leftovers(db: DatabaseConfig, settings: Settings,
         _wait_for_executors(s, settings)
         record = _read_record(path)
         cat = read_catalog(s)
+    # A restore killed mid-swap learns from these work tables whether its last group was
+    # swapped; they are about to go (a local import: the backup package imports us).
+    from dumpload.backup.inprogress import settle_before_leftovers
+    settle_before_leftovers(settings.log_dir, target_key(db), cat.tables)
     script = plan_settle(cat, record)
     if script.empty:
         _forget_record(path)

@@ -233,6 +233,7 @@ def _run(config: Config, env: DatabaseConfig, tables: Sequence[str] | None, atte
     with session(env, settings) as s:
         server = s.server
         inventory = _inventory(s, tables)
+        halfrestore.resolve_on(s, settings.log_dir, swap.target_key(env))
         binlog = bool(int(s.scalar("SELECT @@GLOBAL.log_bin") or 0))
         objects = meta.count_objects(s) if inventory.whole_database else {}
     event["tables"] = inventory.tables + inventory.views

@@ -5,15 +5,18 @@ that is killed or fails between two groups leaves some tables restored and other
 Its in-progress marker carries its progress (`progress_doc`): the groups, the tables whose
 group's swap finished (`swapped`, written after each swap) and the group whose swap was
 started and not seen to finish (`swapping`, written before it). The swap executor is a
-detached process that completes a swap once it holds its lock even when dumpload dies, and
-nothing on the server tells afterwards which table a RENAME put in place (it resets
-`CREATE_TIME`), so a `swapping` group counts as *possibly* restored.
+detached process that completes a swap once it holds its lock even when dumpload dies, so
+a `swapping` group counts as *possibly* restored (`uncertain`) until the server tells:
+once no executor runs, a table whose work table (`_dl_shadow_<t>`) is still there was not
+swapped, one whose work table is gone was (the RENAME consumed it). That evidence lasts
+until leftovers are settled, so `swap.settle_leftovers` (which every writing command runs
+first) and `create_backup` call `resolve` before anything drops a work table.
 
 `classify` turns that progress into an `Outcome` (pure). A partial one is kept in
 `<log_dir>/half_restored/<database>@<address>.json` until a completed restore of those
 tables ends it; while it stands, every backup of tables of that database carries a
 `half_restored` label in its manifest (`label_for`), and `latest` skips such a backup when
-a restore picks its source. Touches only `log_dir`.
+a restore picks its source. Touches only `log_dir` (and reads table names on a server).
 """
 
 from __future__ import annotations
@@ -21,14 +24,17 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from dumpload.backup.files import write_json_atomic
+from dumpload.db import Session
+from dumpload.logs import record_backup
 from dumpload.private import make_dirs
+from dumpload.swap import executor_lock, work_name
 
 log = logging.getLogger(__name__)
 
@@ -199,3 +205,52 @@ def settle_completed(log_dir: Path, progress: Mapping[str, Any], tables: Sequenc
                      "since": datetime.now(UTC).isoformat(timespec="seconds")})
     _save(log_dir, target, kept)
     return ended
+
+
+def resolve(log_dir: Path, target: str, tables: Collection[str]) -> list[dict[str, Any]]:
+    """Settle the `uncertain` tables of the standing entries from the target's `tables`
+    (read once no swap executor runs, before any work table is dropped). Returns the
+    entries it changed; one that turns out not to be mixed ends."""
+    entries = standing(log_dir, target)
+    if not any(e.get("uncertain") for e in entries):
+        return []
+    kept, changed = [], []
+    for entry in entries:
+        unsure = set(entry.get("uncertain", []))
+        if not unsure:
+            kept.append(entry)
+            continue
+        left = {t for t in unsure if work_name(t) in tables}
+        entry = {**entry, "uncertain": [],
+                 "tables": sorted(set(entry.get("tables", [])) - left),
+                 "not_restored": sorted(set(entry.get("not_restored", [])) | left)}
+        changed.append(entry)
+        if entry["tables"] and entry["not_restored"]:
+            kept.append(entry)
+        log.warning("restore %s of backup %s into %s: the swap it was in the middle of %s; "
+                    "%s", entry.get("restore"), entry.get("backup"), entry.get("env"),
+                    f"did not happen ({', '.join(sorted(left))} not restored)" if left
+                    else f"went through ({', '.join(sorted(unsure))} restored)",
+                    f"HALF-RESTORED: restored {', '.join(entry['tables'])}; not restored "
+                    f"{', '.join(entry['not_restored'])}" if entry in kept
+                    else "the database is not half-restored after all")
+        record_backup(log_dir, {"event": "half-restored", "restore": entry.get("restore"),
+                                "backup": entry.get("backup"), "env": entry.get("env"),
+                                "status": "standing" if entry in kept else "ended",
+                                "restored": entry["tables"],
+                                "not_restored": entry["not_restored"]})
+    _save(log_dir, target, kept)
+    return changed
+
+
+def resolve_on(session: Session, log_dir: Path, target: str) -> None:
+    """`resolve` from what `session`'s database holds, unless a swap executor still runs
+    there (its outcome is not known yet: the tables stay `uncertain`)."""
+    if not any(e.get("uncertain") for e in standing(log_dir, target)):
+        return
+    busy = session.scalar("SELECT IS_USED_LOCK(%s)", (executor_lock(session.env.database),))
+    if busy is not None:
+        return
+    names = {str(r[0]) for r in session.query(
+        "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()")}
+    resolve(log_dir, target, names)

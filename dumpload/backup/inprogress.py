@@ -18,7 +18,7 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,3 +97,11 @@ def settle_interrupted(log_dir: Path) -> list[dict[str, Any]]:
             path.unlink()
         settled.append({**event, "phase": phase})
     return settled
+
+
+def settle_before_leftovers(log_dir: Path, target: str, tables: Collection[str]) -> None:
+    """Run by `swap.settle_leftovers` once no swap executor runs on `target` and before it
+    drops any work table: dead restores are settled and what their unfinished swap did is
+    read from `tables` (`halfrestore.resolve`) while the work tables still tell."""
+    settle_interrupted(log_dir)
+    halfrestore.resolve(log_dir, target, tables)
