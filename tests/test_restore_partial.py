@@ -208,3 +208,34 @@ def test_restore_killed_before_any_swap_is_failed_not_partial(env: TestEnv) -> N
     assert rerun.returncode == 0, rerun.stderr
     assert state(env) == {"parent": "new", "child": "new", "solo": "new"}
     objects_present(env)
+
+
+def test_restore_failing_between_groups_is_recorded_partial(env: TestEnv) -> None:
+    """Not a kill: the second group's swap gives up on its metadata lock (exit 6). The
+    failure is recorded partial at once, and the hint says how to complete or undo it."""
+    backup_id = build(env)
+    env.write_config(lock_wait_total=2, lock_wait_timeout=1)
+    with holder(env, "START TRANSACTION", "SELECT * FROM solo LIMIT 1"):
+        failed = subprocess.run(cli(env, "backup", "restore", backup_id, "--env", "production",
+                                    "--yes"), capture_output=True, text=True)
+    assert failed.returncode == 6, failed.stderr
+    assert "HALF-RESTORED" in failed.stderr and "not restored: solo" in failed.stderr
+    [record] = [h for h in history(env) if h.get("event") == "restore"]
+    assert record["status"] == "failed"
+    assert record["partial"] == {"restored": ["child", "parent"], "uncertain": [],
+                                 "not_restored": ["solo"]}
+    assert state(env) == {"parent": "new", "child": "new", "solo": "old"}
+    [pre] = [b for b in listed(env).values() if b["kind"] == "pre-restore"]
+    assert pre["half_restored"] is None  # taken before the restore began
+    again = subprocess.run(cli(env, "backup", "create", "--env", "production", "--json"),
+                           capture_output=True, text=True, check=True)
+    assert json.loads(again.stdout)["half_restored"]["tables"] == ["child", "parent"]
+    # restoring the not-restored group from the same backup completes the restore
+    done = subprocess.run(cli(env, "backup", "restore", backup_id, "--env", "production",
+                              "--yes", "--no-backup", "--tables", "solo"),
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert state(env) == {"parent": "new", "child": "new", "solo": "new"}
+    last = subprocess.run(cli(env, "backup", "create", "--env", "production", "--json"),
+                          capture_output=True, text=True, check=True)
+    assert json.loads(last.stdout)["half_restored"] is None
