@@ -149,7 +149,8 @@ def settle_restore(log_dir: Path, doc: Mapping[str, Any]) -> dict[str, Any]:
     outcome = outcome_of(progress)
     if not outcome.partial:
         return {"swapped": list(outcome.restored)}
-    record_partial(log_dir, progress, outcome)
+    with contextlib.suppress(OSError):  # a full disk: the warning and history still tell
+        record_partial(log_dir, progress, outcome)
     log.warning("%s", warning_text(progress, outcome, doc.get("pre_backup")))
     return {"partial": outcome.to_json()}
 
