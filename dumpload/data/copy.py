@@ -111,7 +111,7 @@ def copy_tables(config: Config, source_env: DatabaseConfig, target_env: Database
         try:
             for plan in plans:
                 if plan.mode == SHADOW:
-                    run.shadows[plan.table] = shadow.create_shadow(dst, plan.table)
+                    run.shadows[plan.table] = shadow.create_shadow(dst, plan.shadow_definition())
             small = [p.table for p in plans if p.mode == IN_PLACE]
             fks = schema_fks(dst)
             work = inplace.batches(groups(dst, small, fks),
@@ -196,7 +196,7 @@ def _copy_delta(tools: Tools, src: Session, dst: Session, run: Run,
         return
     plan = run.plans[table]
     plan.mode = SHADOW
-    run.shadows[table] = shadow.create_shadow(dst, table)
+    run.shadows[table] = shadow.create_shadow(dst, plan.shadow_definition())
     for chunk in striped(plan.chunks, workers):
         run.queue.put(chunk)
 

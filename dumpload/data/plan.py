@@ -19,11 +19,11 @@ from dumpload.catalog import fk_groups
 from dumpload.config import Config, DatabaseConfig, Settings
 from dumpload.data import chunks as chunking
 from dumpload.data import delta, inplace, shadow
+from dumpload.data.shadow import ShadowPlan
 from dumpload.data.tables import (
     TableInfo,
     inspect_tables,
     schema_fks,
-    show_create,
     trigger_counts,
 )
 from dumpload.db import Session, connect
@@ -49,6 +49,8 @@ class TablePlan:
     foreign_keys: int
     info: TableInfo | None = field(default=None, repr=False)
     mode: str = SHADOW   # IN_PLACE, DELTA or SHADOW (see `choose_modes`)
+    # The shadow's definition, from the target's schema model (SHADOW and DELTA tables).
+    shadow: ShadowPlan | None = field(default=None, repr=False)
 
     @property
     def strategy(self) -> str:
@@ -65,6 +67,11 @@ class TablePlan:
             how = "one stream" + ("" if self.key else " (no usable key)")
         return (f"{how}; shadow table, {self.deferred_indexes} deferred index(es), "
                 f"{self.foreign_keys} FK(s) re-added, atomic rename")
+
+    def shadow_definition(self) -> ShadowPlan:
+        if self.shadow is None:
+            raise DataError(f"{self.table}: planned without a shadow table (a bug)")
+        return self.shadow
 
     def to_dict(self) -> dict[str, Any]:
         return {"table": self.table, "rows_estimate": self.rows_estimate,
@@ -118,6 +125,8 @@ def plan_tables(src: Session, dst: Session, tables: Sequence[str], threads: int,
             if modes[name] == SHADOW and delta_candidate(infos[name], targets[name], linked,
                                                          triggers):
                 modes[name] = DELTA
+    # One catalog pass for every table that may need a shadow (a delta may fall back to one).
+    splits = shadow.plan_shadows(dst, [n for n in names if modes[n] != IN_PLACE])
     plans = []
     for name in names:
         info = infos[name]
@@ -126,11 +135,11 @@ def plan_tables(src: Session, dst: Session, tables: Sequence[str], threads: int,
                                    [chunking.Chunk(name, 0, None, None, None)], 0,
                                    len(info.fks_out), info, IN_PLACE))
             continue
-        split = shadow.split_create(name, show_create(dst, name))
+        split = splits[name]
         plans.append(TablePlan(name, info.rows_estimate, info.data_bytes, info.key,
                                chunking.plan_chunks(src, info, threads),
                                len(split.index_clauses), len(split.fk_clauses), info,
-                               modes[name]))
+                               modes[name], split))
     return plans
 
 
