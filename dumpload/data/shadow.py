@@ -68,13 +68,15 @@ def deferred_index(kind: str, first_column: str | None, auto_column: str | None,
 
 def shadow_plan(table: Table, flavor: Flavor | str, name: str | None = None) -> ShadowPlan:
     """`table`'s shadow (pure): its CREATE under `name` (default: its work name) without
-    the deferred indexes and the FKs, and those as clauses to add later. The partition
-    clause is the model's, so the shadow is partitioned exactly like the table."""
+    the deferred indexes and the FKs, and those as clauses to add later, in the server's
+    order. The partition clause is the model's, so the shadow is partitioned exactly like
+    the table; a table with a clause the model cannot represent is refused (`DataError`)."""
     if table.unsupported:
         raise DataError(f"table {table.name!r}: its shadow table cannot be created exactly "
                         f"like it ({'; '.join(table.unsupported)})",
                         hint="leave the table out of --tables / data_tables, or copy it "
                         "with a dump")
+    table = table.in_server_order()  # so the swapped-in table prints as the old one did
     auto = next((c.name for c in table.columns if c.auto_increment), None)
     part = table.partitioning
     by_key = (part is not None and part.method == "KEY" and not part.expression

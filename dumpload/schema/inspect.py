@@ -13,6 +13,7 @@ from __future__ import annotations
 import glob
 import logging
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from importlib import resources
 from typing import Any
 
@@ -202,6 +203,8 @@ def _tables(database: str, flavor: Flavor, rows: Mapping[str, Rows],
         using = fl.index_using(creates.get(name, ""))
         out[name] = _table(database, flavor, row, cols, indexes.get(name, []),
                            fks.get(name, []), table_checks, using)
+        index_order, check_order = fl.shown_order(creates.get(name, ""))
+        out[name] = replace(out[name], index_order=index_order, check_order=check_order)
         if name in partitions or out[name].partitioned:
             out[name] = _with_partitioning(out[name], partitions.get(name, []),
                                            part_creates.get(name))
@@ -209,7 +212,6 @@ def _tables(database: str, flavor: Flavor, rows: Mapping[str, Rows],
 
 
 def _apply_show_create(cols: list[Any], ddl: str) -> list[Any]:
-    from dataclasses import replace
     exprs = fl.show_create_defaults(ddl)
     return [replace(c, default=fl.normalize_expression(exprs[c.name]))
             if c.name in exprs else c for c in cols]
@@ -237,7 +239,6 @@ def _table(database: str, flavor: Flavor, row: Mapping[str, Any], cols: list[Any
 
 
 def _with_partitioning(table: Table, rows: list[Any], create_sql: str | None) -> Table:
-    from dataclasses import replace
     model, unsupported = partitioning_from_rows(rows, create_sql)
     if model is None and not unsupported:
         unsupported = ("not supported: partitioning that information_schema.PARTITIONS "
