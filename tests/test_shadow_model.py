@@ -23,7 +23,7 @@ from dumpload.data import shadow
 from dumpload.db import Session, session
 from dumpload.errors import DataError
 from dumpload.schema.inspect import load_schema, load_tables
-from tests.support import TestEnv
+from tests.support import TestEnv, table_digest
 from tests.test_schema_cases import CASE_NAMES, CASES, split_sql
 
 
@@ -99,3 +99,64 @@ def test_plan_shadows_reads_only_the_named_tables_in_one_pass(env: TestEnv) -> N
     assert plans["a*b"].shadow == "_dl_shadow_a*b"
     assert plans["a*b"].index_clauses == ["KEY `iv` (`v`)"]
     assert plans["plain"].index_clauses == ["UNIQUE KEY `uw` (`w`)"]
+
+
+SHAPES = (
+    "CREATE TABLE docs (id INT NOT NULL PRIMARY KEY, title VARCHAR(80), body TEXT, "
+    "KEY ix_title (title), FULLTEXT KEY ft_body (body), FULLTEXT KEY ft_both (title, body)) "
+    "ENGINE=InnoDB",
+    "CREATE TABLE tickets (code VARCHAR(12) NOT NULL, n INT NOT NULL AUTO_INCREMENT, "
+    "v INT, PRIMARY KEY (code), KEY ix_v (v), UNIQUE KEY ux_n (n, v)) ENGINE=InnoDB",
+    "CREATE TABLE ranged (id INT NOT NULL, day DATE NOT NULL, note VARCHAR(20), "
+    "PRIMARY KEY (id, day), KEY ix_note (note)) PARTITION BY RANGE (YEAR(day)) "
+    "(PARTITION p1 VALUES LESS THAN (2024), PARTITION p2 VALUES LESS THAN MAXVALUE)",
+    "CREATE TABLE keyed (a VARCHAR(10) NOT NULL, b INT NOT NULL, c INT, UNIQUE KEY uk (a, b), "
+    "KEY ic (c)) PARTITION BY KEY () PARTITIONS 3",
+    "CREATE TABLE gen (id INT NOT NULL PRIMARY KEY, price DECIMAL(8,2), "
+    "gross DECIMAL(9,2) AS (price * 2) STORED, half DECIMAL(12,4) AS (price / 2) VIRTUAL, "
+    "KEY ix_gross (gross), KEY ix_half (half), CONSTRAINT chk_z CHECK (price >= 0), "
+    "CONSTRAINT chk_a CHECK (price < 100000))",
+    "CREATE TABLE parent (id INT NOT NULL PRIMARY KEY, name VARCHAR(10))",
+    "CREATE TABLE child (id INT NOT NULL PRIMARY KEY, pid INT, v INT, "
+    "CONSTRAINT fk_child FOREIGN KEY (pid) REFERENCES parent (id) ON DELETE CASCADE)",
+    "CREATE TRIGGER child_bi BEFORE INSERT ON child FOR EACH ROW SET NEW.v = NEW.v + 1",
+)
+SHAPE_ROWS = (
+    "INSERT INTO docs SELECT seq, CONCAT('t', seq), REPEAT(CONCAT('w', seq % 17, ' '), 5) "
+    "FROM seq_1_to_3000",
+    "INSERT INTO tickets (code, v) SELECT CONCAT('c', seq), seq % 13 FROM seq_1_to_3000",
+    "INSERT INTO ranged SELECT seq, '2022-06-01' + INTERVAL (seq % 900) DAY, "
+    "IF(seq % 3, CONCAT('n', seq), NULL) FROM seq_1_to_3000",
+    "INSERT INTO keyed SELECT CONCAT('k', seq % 41), seq, seq % 7 FROM seq_1_to_3000",
+    "INSERT INTO gen (id, price) SELECT seq, seq / 7 FROM seq_1_to_3000",
+    "INSERT INTO parent SELECT seq, CONCAT('p', seq) FROM seq_1_to_300",
+    "INSERT INTO child (id, pid, v) SELECT seq, 1 + seq % 300, seq FROM seq_1_to_3000",
+)
+COPIED = ("docs", "tickets", "ranged", "keyed", "gen", "parent", "child")
+
+
+def test_data_copy_through_model_shadows_is_exact_and_keeps_the_definitions(
+        env: TestEnv) -> None:
+    for run in (env.src, env.dst):
+        run(*SHAPES)
+    env.src(*SHAPE_ROWS)
+    env.dst("INSERT INTO parent VALUES (1, 'old'), (999, 'gone')",
+            "INSERT INTO child (id, pid, v) VALUES (5, 999, 0)",
+            "INSERT INTO tickets (code, n, v) VALUES ('old', 7000, 1)")
+    before = creates(env, env.database)
+    env.write_config(in_place_max_mb=0, threads=2)   # every table takes the shadow path
+    result = env.run("data", "--yes", "--no-backup", "--full")
+    assert result.exit_code == 0, result.output
+    for table in COPIED:
+        assert table_digest(env.source, env.database, table) == table_digest(
+            env.target, env.database, table), table
+    after = creates(env, env.database)
+    assert set(after) == set(COPIED)   # no shadow left behind
+    for table in COPIED:
+        assert comparable(after[table]) == comparable(before[table]), table
+    assert env.dst("SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE "
+                   "TRIGGER_SCHEMA = DATABASE()") == [("child_bi",)]
+    env.dst("INSERT INTO child (id, pid, v) VALUES (9000, 2, 1)")
+    assert env.dst("SELECT v FROM child WHERE id = 9000") == [(2,)]   # the trigger fires
+    env.dst("DELETE FROM parent WHERE id = 2")
+    assert env.dst("SELECT COUNT(*) FROM child WHERE pid = 2") == [(0,)]   # the FK cascades
