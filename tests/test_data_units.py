@@ -330,3 +330,15 @@ def test_delta_worth_it_and_range_count() -> None:
     assert range_count(0, 0) == 1
     assert range_count(400 << 20, 2_000_000) == 400
     assert range_count(1 << 40, 10) == 1024
+
+
+def test_the_shadow_lists_indexes_and_checks_in_the_server_order() -> None:
+    from dumpload.schema.flavor import shown_order
+    order = shown_order(CREATE)
+    assert order == (("PRIMARY", "ux_name", "fk_p", "ft_doc"), ("chk",))
+    table = replace(_child(), checks=(Check("a", "1"), Check("chk", "`pid` > 0")),
+                    index_order=order[0], check_order=("chk", "a"))
+    assert replace(table, index_order=(), check_order=()) == table   # the order is not compared
+    plan = shadow_plan(table, "mariadb")
+    assert plan.index_clauses == ["UNIQUE KEY `ux_name` (`name`)", "KEY `fk_p` (`pid`)"]
+    assert "CONSTRAINT `chk` CHECK (`pid` > 0),\n  CONSTRAINT `a` CHECK (1)\n)" in plan.create_sql

@@ -160,3 +160,20 @@ def test_data_copy_through_model_shadows_is_exact_and_keeps_the_definitions(
     assert env.dst("SELECT v FROM child WHERE id = 9000") == [(2,)]   # the trigger fires
     env.dst("DELETE FROM parent WHERE id = 2")
     assert env.dst("SELECT COUNT(*) FROM child WHERE pid = 2") == [(0,)]   # the FK cascades
+
+
+def test_a_plan_made_before_a_confirmation_gets_the_table_as_it_is_at_the_copy(
+        env: TestEnv) -> None:
+    from dumpload.data import copy_tables, plan_copy
+    for run in (env.src, env.dst):
+        run("CREATE TABLE t (id INT NOT NULL PRIMARY KEY, v INT, KEY iv (v))")
+    env.src("INSERT INTO t SELECT seq, seq % 5 FROM seq_1_to_500")
+    env.write_config(in_place_max_mb=0)
+    config = load_config(env.config_path)
+    plans = plan_copy(config, config.source, config.target, ["t"], full=True)
+    env.dst("ALTER TABLE t ADD KEY iv2 (v, id)")   # while the plan waits for a "yes"
+    copy_tables(config, config.source, config.target, ["t"], plans=plans, full=True,
+                metrics=False)
+    assert "KEY `iv2` (`v`,`id`)" in env.dst("SHOW CREATE TABLE t")[0][1]
+    assert table_digest(env.source, env.database, "t") == table_digest(
+        env.target, env.database, "t")

@@ -59,6 +59,7 @@ from dumpload.data.plan import (
     plan_copy,
     plan_tables,
     preflight,
+    refresh_shadows,
     sessions,
 )
 from dumpload.data.stream import LoadFailed, SourceGone, SourceReader, open_snapshot
@@ -94,6 +95,8 @@ def copy_tables(config: Config, source_env: DatabaseConfig, target_env: Database
     started = time.monotonic()
     with ExitStack() as stack:
         src, dst = stack.enter_context(sessions(config, source_env, target_env))
+        if plans:  # planned before a confirmation: the shadows follow the tables as they are now
+            refresh_shadows(dst, plans)
         plans = plans or plan_tables(src, dst, tables, threads,
                                      in_place_limit(config.settings),
                                      full=full or lock_target)

@@ -143,6 +143,14 @@ def plan_tables(src: Session, dst: Session, tables: Sequence[str], threads: int,
     return plans
 
 
+def refresh_shadows(dst: Session, plans: list[TablePlan]) -> None:
+    """Read the shadow definitions of `plans` again, in one catalog pass (a plan shown
+    before a confirmation may be minutes old; a shadow must not lose a newer index)."""
+    splits = shadow.plan_shadows(dst, [p.table for p in plans if p.mode != IN_PLACE])
+    for plan in plans:
+        plan.shadow = splits.get(plan.table, plan.shadow)
+
+
 def target_compressed(dst: Session) -> bool:
     """Whether the target's loaders compress their protocol (`compress`, e.g. across a slow
     link). The in-place strategy loads through PyMySQL, which cannot: it is then off, so
