@@ -76,15 +76,15 @@ def _rest(items: list[Any], shown: list[Any], what: Callable[[Any], str]) -> str
 
 
 def _plan_table(plans: list[TablePlan]) -> Table:
-    table = Table("table", "rows (est.)", "size (est.)", "strategy", "how",
+    table = Table("table", "rows (est.)", "size (est.)", "strategy", "because", "how",
                   title="data copy plan")
     shown = sorted(plans, key=lambda p: -p.bytes_estimate)[:SHOWN] if len(plans) > SHOWN \
         else plans
     for p in shown:
         table.add_row(p.table, f"{p.rows_estimate:,}", human_bytes(p.bytes_estimate), p.mode,
-                      p.strategy)
+                      p.reason, p.strategy)
     if len(shown) < len(plans):
-        table.add_row(_rest(plans, shown, lambda p: p.mode), "", "", "", "")
+        table.add_row(_rest(plans, shown, lambda p: p.mode), "", "", "", "", "")
     return table
 
 
