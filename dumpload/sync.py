@@ -27,7 +27,7 @@ from dumpload.backup import create_backup
 from dumpload.catalog import table_sizes
 from dumpload.config import Config, DatabaseConfig, match_tables, select_tables
 from dumpload.data import copy_tables, verify_tables
-from dumpload.data.plan import in_place_limit, no_delta_reason, strategies
+from dumpload.data.plan import DELTA, in_place_limit, no_delta_reason, strategies
 from dumpload.data.plan import preflight as preflight_copy
 from dumpload.db import Session, connect
 from dumpload.definers import check_definers
@@ -213,6 +213,10 @@ def _choose_strategies(config: Config, src: Session, dst: Session, data: list[Da
                          reshaped=reshaped)
     for item in data:
         item.strategy, item.strategy_reason = choices[item.table].mode, choices[item.table].reason
+        if item.strategy == DELTA and item.table in reshaped:
+            # Values the structure step changes make ranges differ: past
+            # `delta.MAX_FRACTION` of the rows the copy is whole ("shadow (delta too big)").
+            item.strategy_reason += " (compared after the structure step)"
 
 
 # --- run -----------------------------------------------------------------------------------

@@ -251,12 +251,10 @@ def choose_strategies(facts: Facts, names: list[str], database: str,
                 out[t] = Choice(IN_PLACE, "small" if len(group) == 1 else
                                 f"small, with its FK group ({len(group)} tables)")
                 continue
-            reason = why[t] or f"FK group with {blocked[0]} ({why[blocked[0]]})"
+            reason = why[t] or f"FK group with {blocked[0]}: {why[blocked[0]]}"
             veto = no_delta or not_delta(facts.source[t], facts.target[t], linked,
                                          facts.triggers)
-            out[t] = (Choice(DELTA, f"{reason}: only the differing key ranges (copied "
-                             f"whole if over {int(delta.MAX_FRACTION * 100)} % differ)")
-                      if not veto else
+            out[t] = (Choice(DELTA, f"{reason}: delta by key ranges") if not veto else
                       Choice(SHADOW, reason if veto == reason else f"{reason}; no delta: {veto}"))
     return out
 
