@@ -104,8 +104,10 @@ def data(app: App, from_env: str | None, to_env: str | None, tables: tuple[str, 
          as_json: bool, yes: bool) -> None:
     """Replace the target's rows of the data tables with the source's.
 
-    Streams rows (no decoding), in parallel key-range chunks, into shadow tables that are
-    swapped in atomically; then verifies counts and checksums (exit 8 on a mismatch).
+    Each table by its strategy (`--dry-run` shows it and why): small ones in place in one
+    transaction, large ones by their differing key ranges (delta), the rest streamed in
+    parallel key-range chunks into shadow tables swapped in atomically; then verifies
+    counts and checksums (exit 8 on a mismatch).
     The target tables must already have the source's structure (`dumpload structure`).
     """
     from dumpload.data import copy_tables, plan_copy

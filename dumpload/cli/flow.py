@@ -37,8 +37,8 @@ from dumpload.sync import (
 @cli.command()
 @from_to_options
 @tables_option
-@click.option("--dry-run", is_flag=True, help="Print the plan (SQL, tables to copy, backups) "
-              "and write nothing on either server.")
+@click.option("--dry-run", is_flag=True, help="Print the plan (SQL, tables to copy with the "
+              "strategy each takes and why, backups) and write nothing on either server.")
 @click.option("--allow-unsafe", is_flag=True, help="Allow destructive structure changes "
               "(drops, narrowing, charset or engine changes).")
 @click.option("--no-backup", is_flag=True, help="Skip the pre-change backup (the run then "
