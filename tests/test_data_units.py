@@ -22,10 +22,10 @@ from dumpload.data.encode import (
 )
 from dumpload.data.engine import striped
 from dumpload.data.inplace import batches
-from dumpload.data.plan import choose_modes, delta_candidate
+from dumpload.data.plan import Choice, Facts, choose_strategies, no_delta_reason, not_delta
 from dumpload.data.shadow import deferred_index, shadow_plan
 from dumpload.data.stream import _find_marker, _hold_back
-from dumpload.data.tables import Column, TableInfo, work_name
+from dumpload.data.tables import Column, ForeignKey, TableInfo, work_name
 from dumpload.data.verify import combine
 from dumpload.errors import DataError
 from dumpload.schema.model import Check, Index, IndexPart, Table
@@ -290,6 +290,10 @@ def _info(name: str, size: int, engine: str = "InnoDB", key: tuple[str, ...] = (
                      size)
 
 
+def _fk(child: str, parent: str, schema: str = "db") -> ForeignKey:
+    return ForeignKey(f"fk_{child}", child, ("id",), schema, parent, ("id",))
+
+
 def test_strategies_per_fk_group_size_trigger_and_engine() -> None:
     mb = 1024 * 1024
     names = ["a", "b", "c", "d", "e", "f"]
@@ -298,20 +302,55 @@ def test_strategies_per_fk_group_size_trigger_and_engine() -> None:
     src["c"] = _info("c", 64 * mb)             # big: its whole group (c, d) goes shadow
     dst["e"] = _info("e", 64 * mb)             # big on the target only: DELETE would be long
     dst["f"] = _info("f", mb, engine="MyISAM")  # cannot roll back
-    modes = choose_modes(names, src, dst, {"b": 1}, [("d", "c")], 16 * mb)
-    assert modes == {"a": "in-place", "b": "shadow", "c": "shadow", "d": "shadow",
-                     "e": "shadow", "f": "shadow"}
-    assert set(choose_modes(names, src, dst, {}, [], 0).values()) == {"shadow"}
-    assert choose_modes(["a"], src, dst, {}, [], 16 * mb, {"a"}) == {"a": "shadow"}
+    facts = Facts(src, dst, {"b": 1}, [_fk("d", "c")], 16 * mb)
+    got = choose_strategies(facts, names, "db")
+    assert {t: c.mode for t, c in got.items()} == {
+        "a": "in-place", "b": "shadow", "c": "shadow", "d": "shadow", "e": "delta",
+        "f": "shadow"}
+    assert got["a"].reason == "small" and got["b"].reason == "trigger"
+    assert got["c"].reason == "large (64.0 MiB > 16.0 MiB); no delta: FK"
+    assert got["d"].reason == "FK group with c: large (64.0 MiB > 16.0 MiB); no delta: FK"
+    assert got["e"].reason == "large (64.0 MiB > 16.0 MiB): delta by key ranges"
+    assert got["f"].reason == "MyISAM engine"
+    # An FK to another schema does not group tables, but rules out the delta.
+    other = choose_strategies(Facts(src, dst, {}, [_fk("e", "x", "elsewhere")], 16 * mb),
+                              ["e"], "db")
+    assert other["e"] == Choice("shadow", "large (64.0 MiB > 16.0 MiB); no delta: FK")
+    off = choose_strategies(Facts(src, dst, {}, [], 0, in_place_off="compressed target link"),
+                            names, "db")
+    assert off["a"].mode == "delta"    # in place off: even a small table is compared
+    assert off["a"].reason == "in-place off: compressed target link: delta by key ranges"
+    assert off["f"] == Choice("shadow", "in-place off: compressed target link; "
+                              "no delta: MyISAM engine")
+    counted = choose_strategies(Facts(src, dst, {}, [], 16 * mb, {"a"}), ["a"], "db")
+    assert counted["a"].mode == "delta" and counted["a"].reason.startswith(
+        "large (over 50,000 rows):")
+    small_group = choose_strategies(Facts(src, dst, {}, [_fk("b", "a")], 16 * mb),
+                                    ["a", "b"], "db")
+    assert small_group["a"] == small_group["b"] == Choice("in-place",
+                                                          "small, with its FK group (2 tables)")
+
+
+def test_full_and_lock_target_rule_out_the_delta() -> None:
+    big = {"t": _info("t", 1 << 30)}
+    facts = Facts(big, dict(big), {}, [], 16 << 20)
+    assert choose_strategies(facts, ["t"], "db")["t"].mode == "delta"
+    for flags, why in (({"full": True, "lock_target": False}, "--full"),
+                       ({"full": False, "lock_target": True}, "--lock-target"),
+                       ({"full": True, "lock_target": True}, "--full")):
+        choice = choose_strategies(facts, ["t"], "db", no_delta_reason(**flags))["t"]
+        assert choice == Choice("shadow", f"large (1.0 GiB > 16.0 MiB); no delta: {why}")
+    assert no_delta_reason(full=False, lock_target=False) == ""
 
 
 def test_delta_candidates() -> None:
     big = _info("t", 1 << 30)
-    assert delta_candidate(big, big, set(), {})
-    assert not delta_candidate(big, big, {"t"}, {})           # an FK in or out
-    assert not delta_candidate(big, big, set(), {"t": 1})     # a trigger
-    assert not delta_candidate(big, _info("t", 1 << 30, rows=0), set(), {})  # empty target
-    assert not delta_candidate(_info("t", 1 << 30, key=()), big, set(), {})  # no key
+    assert not_delta(big, big, set(), {}) == ""
+    assert not_delta(big, big, {"t"}, {}) == "FK"                    # an FK in or out
+    assert not_delta(big, big, set(), {"t": 1}) == "trigger"
+    assert not_delta(big, _info("t", 1 << 30, rows=0), set(), {}) == "empty target"
+    assert not_delta(_info("t", 1 << 30, key=()), big, set(), {}) == "no key to cut ranges on"
+    assert not_delta(big, _info("t", 1 << 30, engine="Aria"), set(), {}) == "Aria engine"
 
 
 def test_in_place_batches_keep_groups_whole() -> None:

@@ -16,10 +16,12 @@ import fcntl
 import json
 import logging
 import os
+import queue
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -58,6 +60,7 @@ from dumpload.sqltext import quote
 log = logging.getLogger(__name__)
 
 READ_SIZE = 1 << 20
+READ_AHEAD = 64           # blocks of READ_SIZE the dump may run ahead of the writer
 _F_SETPIPE_SZ = 1031  # Linux: a bigger pipe means fewer, larger reads from the dump tool
 
 ProgressFn = Callable[[int], None]
@@ -321,12 +324,11 @@ def _stream(argv: list[str], defaults: tools.ClientDefaults, binary: tools.Binar
     with tools.Process(argv, what=f"{binary.name} of {env.name}", defaults=defaults) as proc:
         with contextlib.suppress(OSError):
             fcntl.fcntl(proc.stdout.fileno(), _F_SETPIPE_SZ, READ_SIZE)
-        # A buffered read of 1 MiB waits for a full chunk: the dump tool writes in small
-        # pieces, and per-piece Python overhead would otherwise cost a core-second per GB.
-        while chunk := proc.stdout.read(READ_SIZE):
-            splitter.feed(chunk)
-            if progress:
-                progress(writer.raw_total)
+        with contextlib.closing(_read_ahead(proc)) as blocks:
+            for chunk in blocks:
+                splitter.feed(chunk)
+                if progress:
+                    progress(writer.raw_total)
         splitter.close()
         rows.close()
         frames = writer.finish()
@@ -341,6 +343,45 @@ def _stream(argv: list[str], defaults: tools.ClientDefaults, binary: tools.Binar
         raise BackupError(f"backup of {env.name!r} failed: the dump ended without its "
                           "'-- Dump completed' footer (truncated output)")
     return frames, writer.raw_total, writer.out.sha256.hexdigest(), capture
+
+
+def _read_ahead(proc: tools.Process) -> Generator[bytes, None, None]:
+    """The dump's output in blocks of up to READ_SIZE, read by a thread of its own.
+
+    Ending a zstd frame waits for the compressor threads; reading in the same thread
+    would stop the dump tool meanwhile (its pipe full). The reader keeps up to
+    READ_AHEAD blocks queued instead, so the dump runs on while a frame ends. A buffered
+    read of 1 MiB waits for a full block: the dump tool writes in small pieces,
+    and per-piece Python overhead would otherwise cost a core-second per GB. When the
+    consumer stops early (an error; close the generator), the reader stops at its next
+    block and the caller's `Process` kills the tool.
+    """
+    blocks: queue.Queue[bytes | BaseException | None] = queue.Queue(READ_AHEAD)
+    stop = threading.Event()
+
+    def hand(item: bytes | BaseException | None) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(queue.Full):
+                blocks.put(item, timeout=0.2)
+                return
+
+    def reader() -> None:
+        try:
+            while not stop.is_set() and (chunk := proc.stdout.read(READ_SIZE)):
+                hand(chunk)
+            hand(None)
+        except BaseException as exc:  # handed to the consumer, re-raised there
+            hand(exc)
+
+    thread = threading.Thread(target=reader, name="dumpload-dump-reader", daemon=True)
+    thread.start()
+    try:
+        while (item := blocks.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()  # a consumer that stopped early: the reader gives up its next block
 
 
 def _count_rows(s: Session, tables: Sequence[str]) -> dict[str, int]:

@@ -56,6 +56,7 @@ from dumpload.data.plan import (
     SHADOW,
     TablePlan,
     in_place_limit,
+    no_delta_reason,
     plan_copy,
     plan_tables,
     preflight,
@@ -99,7 +100,8 @@ def copy_tables(config: Config, source_env: DatabaseConfig, target_env: Database
             refresh_shadows(dst, plans)
         plans = plans or plan_tables(src, dst, tables, threads,
                                      in_place_limit(config.settings),
-                                     full=full or lock_target)
+                                     no_delta=no_delta_reason(full=full,
+                                                              lock_target=lock_target))
         tools = _tools(stack, src, dst)  # refuses an impossible `compress: on` before writes
         run = Run(plans, progress, target_env, threads, config.settings)
         if lock_target:

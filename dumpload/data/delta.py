@@ -25,16 +25,18 @@ May touch: the rows of the table's differing ranges, only inside its transaction
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import queue
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING
 
 from dumpload.data import chunks as chunking
-from dumpload.data import inplace
+from dumpload.data import encode, inplace
 from dumpload.data.stream import SourceReader
 from dumpload.data.verify import RangeMismatch, Sums, TableCheck, combine, table_checksum
 from dumpload.db import Session, connect
@@ -68,51 +70,72 @@ def worth_it(differing: list[tuple[Sums, Sums]], source_rows: int, target_rows: 
 def compare(run: Run, readers: list[SourceReader], table: str, ranges: list[chunking.Chunk],
             flavor: str) -> dict[int, tuple[Sums, Sums]]:
     """{range index: (source sums, target sums)} for every range; sources read in the
-    readers' snapshot, targets on the live table, side by side."""
+    readers' snapshot, targets on the live table.
+
+    The two sides do not wait for each other: each reader works through all ranges on the
+    source while as many target sessions work through them on the target, so both
+    servers stay busy until their own side is done (pairing each range's two queries
+    left one side idle whenever the other was slower)."""
     info = run.plans[table].info
     assert info is not None
-    work: queue.Queue[chunking.Chunk] = queue.Queue()
-    for r in ranges:
-        work.put(r)
-    out: dict[int, tuple[Sums, Sums]] = {}
+    source: dict[int, Sums] = {}
+    target: dict[int, Sums] = {}
     errors: list[BaseException] = []
-    local = threading.local()
-    sessions: list[Session] = []
-    lock = threading.Lock()
 
-    def target_sums(where: str) -> Sums:
-        session = getattr(local, "session", None)
-        if session is None:
-            session = local.session = connect(run.target_env, run.settings)
-            with lock:
-                sessions.append(session)
-        return table_checksum(session, info, where, run.delta_kind)
-
-    def worker(reader: SourceReader, pool: ThreadPoolExecutor) -> None:
+    def drain(work: queue.Queue[chunking.Chunk], sums: Callable[[str], Sums],
+              out: dict[int, Sums]) -> None:
         while not errors:
             try:
                 r = work.get_nowait()
             except queue.Empty:
                 return
             try:
-                future: Future[Sums] = pool.submit(target_sums, r.where)
-                rows, total, _ = inplace.census(reader, info, r.where, run.delta_kind, flavor)
-                out[r.index] = ((rows, total), future.result())
-            except BaseException as exc:
+                out[r.index] = sums(r.where)
+            except BaseException as exc:  # re-raised by compare
                 errors.append(exc)
 
-    with ThreadPoolExecutor(max_workers=len(readers)) as pool:
-        threads = [threading.Thread(target=worker, args=(rd, pool), daemon=True,
-                                    name=f"dumpload-compare-{i}") for i, rd in enumerate(readers)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    for s in sessions:
-        s.close()
+    def source_side(reader: SourceReader) -> None:
+        sql = partial(encode.checksum_sql, info.name, info.columns, kind=run.delta_kind)
+        drain(source_work, lambda where: _reader_sums(reader, sql(where)), source)
+
+    def target_side() -> None:
+        try:
+            session = connect(run.target_env, run.settings)
+        except BaseException as exc:
+            errors.append(exc)
+            return
+        with contextlib.closing(session):
+            drain(target_work, lambda where: table_checksum(session, info, where,
+                                                            run.delta_kind), target)
+
+    source_work, target_work = _queue(ranges), _queue(ranges)
+    threads = [threading.Thread(target=source_side, args=(rd,), daemon=True,
+                                name=f"dumpload-compare-source-{i}")
+               for i, rd in enumerate(readers)]
+    threads += [threading.Thread(target=target_side, daemon=True,
+                                 name=f"dumpload-compare-target-{i}")
+                for i in range(len(readers))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
     if errors:
         raise errors[0]
-    return out
+    return {r.index: (source[r.index], target[r.index]) for r in ranges}
+
+
+def _queue(ranges: list[chunking.Chunk]) -> queue.Queue[chunking.Chunk]:
+    work: queue.Queue[chunking.Chunk] = queue.Queue()
+    for r in ranges:
+        work.put(r)
+    return work
+
+
+def _reader_sums(reader: SourceReader, sql: str) -> Sums:
+    out = bytearray()
+    reader.stream(sql, out.extend)
+    rows, total = (int(x) for x in out.decode().split("\t"))
+    return rows, total
 
 
 def copy_delta(run: Run, readers: list[SourceReader], src: Session, table: str,
