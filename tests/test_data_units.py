@@ -161,10 +161,13 @@ def test_the_shadow_keeps_the_auto_increment_key_and_the_partition_key() -> None
         "KEY `ib` (`b`)", "UNIQUE KEY `ua` (`a`)"]
 
 
-def test_a_table_the_model_cannot_render_gets_no_shadow() -> None:
+def test_a_table_the_model_cannot_render_gets_the_server_clause_or_no_shadow() -> None:
     odd = replace(_child(), unsupported=("not supported: PARTITION BY SYSTEM_TIME",))
     with pytest.raises(DataError, match="SYSTEM_TIME"):
         shadow_plan(odd, "mariadb")
+    shown = replace(odd, partition_text="PARTITION BY SYSTEM_TIME INTERVAL 1 MONTH")
+    assert shadow_plan(shown, "mariadb").create_sql.endswith(
+        "COLLATE=utf8mb4_general_ci\nPARTITION BY SYSTEM_TIME INTERVAL 1 MONTH")
 
 
 def test_select_expressions() -> None:

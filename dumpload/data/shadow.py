@@ -69,9 +69,10 @@ def deferred_index(kind: str, first_column: str | None, auto_column: str | None,
 def shadow_plan(table: Table, flavor: Flavor | str, name: str | None = None) -> ShadowPlan:
     """`table`'s shadow (pure): its CREATE under `name` (default: its work name) without
     the deferred indexes and the FKs, and those as clauses to add later, in the server's
-    order. The partition clause is the model's, so the shadow is partitioned exactly like
-    the table; a table with a clause the model cannot represent is refused (`DataError`)."""
-    if table.unsupported:
+    order. The partition clause is the model's (or, where the model cannot render it, the
+    server's own text), so the shadow is partitioned exactly like the table; a table with
+    another clause the model cannot represent is refused (`DataError`)."""
+    if table.unsupported and table.partition_text is None:
         raise DataError(f"table {table.name!r}: its shadow table cannot be created exactly "
                         f"like it ({'; '.join(table.unsupported)})",
                         hint="leave the table out of --tables / data_tables, or copy it "
@@ -86,7 +87,11 @@ def shadow_plan(table: Table, flavor: Flavor | str, name: str | None = None) -> 
     kept = replace(table, indexes=tuple(i for i in table.indexes if i not in later),
                    foreign_keys=())
     shadow = name or work_name(SHADOW_PREFIX, table.name)
-    return ShadowPlan(table.name, shadow, kept.create_sql(flavor, shadow),
+    create = kept.create_sql(flavor, shadow)
+    if table.partition_text is not None:  # a clause the model cannot render: the server's
+        create = replace(kept, partitioning=None).create_sql(flavor, shadow) + "\n" + \
+            table.partition_text
+    return ShadowPlan(table.name, shadow, create,
                       [i.definition(flavor) for i in later],
                       [fk.definition() for fk in table.foreign_keys])
 

@@ -25,7 +25,7 @@ from dumpload.db import Session
 from dumpload.flavor import Flavor
 from dumpload.schema import flavor as fl
 from dumpload.schema.model import Check, Schema, Table, Trigger, View, version3
-from dumpload.schema.partitions import partitioning_from_rows
+from dumpload.schema.partitions import partition_clause, partitioning_from_rows
 from dumpload.schema.routines import events_from_rows, routines_from_rows
 from dumpload.sqltext import quote
 
@@ -243,7 +243,9 @@ def _with_partitioning(table: Table, rows: list[Any], create_sql: str | None) ->
     if model is None and not unsupported:
         unsupported = ("not supported: partitioning that information_schema.PARTITIONS "
                        "does not describe",)
-    return replace(table, partitioning=model, unsupported=table.unsupported + unsupported)
+    text = partition_clause(create_sql) if unsupported and create_sql else None
+    return replace(table, partitioning=model, unsupported=table.unsupported + unsupported,
+                   partition_text=text)
 
 
 def _views(database: str, rows: Rows) -> list[View]:

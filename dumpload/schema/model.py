@@ -178,6 +178,9 @@ class Table:
     # (`in_server_order`).
     index_order: tuple[str, ...] = field(default=(), compare=False)
     check_order: tuple[str, ...] = field(default=(), compare=False)
+    # The server's own partition clause when the model cannot represent it (`unsupported`):
+    # not compared; a data copy's shadow is partitioned with it as is.
+    partition_text: str | None = field(default=None, compare=False)
 
     def column(self, name: str) -> Column | None:
         return next((c for c in self.columns if c.name == name), None)
