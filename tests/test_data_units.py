@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import pytest
+
+from dumpload.backup.worktables import work_definition
 from dumpload.catalog import fk_groups
 from dumpload.data.chunks import Chunk, integer_bounds, ranges_from_bounds
 from dumpload.data.delta import range_count, worth_it
@@ -18,10 +23,15 @@ from dumpload.data.encode import (
 from dumpload.data.engine import striped
 from dumpload.data.inplace import batches
 from dumpload.data.plan import Choice, Facts, choose_strategies, no_delta_reason, not_delta
-from dumpload.data.shadow import split_create
+from dumpload.data.shadow import deferred_index, shadow_plan
 from dumpload.data.stream import _find_marker, _hold_back
 from dumpload.data.tables import Column, ForeignKey, TableInfo, work_name
 from dumpload.data.verify import combine
+from dumpload.errors import DataError
+from dumpload.schema.model import Check, Index, IndexPart, Table
+from dumpload.schema.model import Column as ModelColumn
+from dumpload.schema.model import ForeignKey as ModelFK
+from dumpload.schema.partitions import Partition, Partitioning
 
 
 def col(name: str, dtype: str, nullable: bool = True, charset: str | None = None) -> Column:
@@ -75,9 +85,8 @@ CREATE = """CREATE TABLE `child` (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
 
 
-def test_split_create_defers_btree_indexes_and_fks() -> None:
-    plan = split_create("child", CREATE)
-    assert plan.shadow == "_dl_shadow_child"
+def test_the_dump_text_split_defers_btree_indexes_and_fks() -> None:
+    plan = work_definition(CREATE, "_dl_shadow_child")
     assert plan.index_clauses == ["UNIQUE KEY `ux_name` (`name`)", "KEY `fk_p` (`pid`)"]
     assert plan.fk_clauses == [
         "CONSTRAINT `fk_p` FOREIGN KEY (`pid`) REFERENCES `parent` (`id`) ON DELETE CASCADE"]
@@ -86,16 +95,79 @@ def test_split_create_defers_btree_indexes_and_fks() -> None:
     assert "CONSTRAINT `chk` CHECK (`pid` > 0)\n) ENGINE=InnoDB" in plan.create_sql
 
 
-def test_split_create_keeps_the_index_of_an_auto_increment_column() -> None:
+def test_the_dump_text_split_keeps_the_index_of_an_auto_increment_column() -> None:
     create = """CREATE TABLE `t` (
   `a` int(11) NOT NULL,
   `n` int(11) NOT NULL AUTO_INCREMENT,
   PRIMARY KEY (`a`),
   KEY `ix_n` (`n`)
 ) ENGINE=InnoDB"""
-    plan = split_create("t", create)
+    plan = work_definition(create, "_dl_shadow_t")
     assert plan.index_clauses == []
     assert "KEY `ix_n` (`n`)\n)" in plan.create_sql
+
+
+def test_which_indexes_wait_for_the_load() -> None:
+    assert deferred_index("INDEX", "a", None, False)
+    assert deferred_index("UNIQUE", "a", "id", False)
+    assert not any(deferred_index(kind, "a", None, False)
+                   for kind in ("PRIMARY", "FULLTEXT", "SPATIAL"))
+    assert not deferred_index("INDEX", "id", "id", False)      # the AUTO_INCREMENT column's
+    assert not deferred_index("UNIQUE", "a", None, True)       # PARTITION BY KEY () uses it
+    assert deferred_index("INDEX", "a", None, True)
+
+
+def _child() -> Table:
+    return Table(
+        "child", (ModelColumn("id", "int", nullable=False, auto_increment=True),
+                  ModelColumn("pid", "int"), ModelColumn("name", "varchar(20)"),
+                  ModelColumn("doc", "text")),
+        (Index("PRIMARY", "PRIMARY", (IndexPart("id"),)),
+         Index("ft_doc", "FULLTEXT", (IndexPart("doc"),)),
+         Index("fk_p", "INDEX", (IndexPart("pid"),)),
+         Index("ux_name", "UNIQUE", (IndexPart("name"),))),
+        (ModelFK("fk_p", ("pid",), "parent", ("id",), on_delete="CASCADE"),),
+        (Check("chk", "`pid` > 0"),), charset="utf8mb4", collation="utf8mb4_general_ci")
+
+
+def test_the_shadow_is_the_model_without_deferred_indexes_and_fks() -> None:
+    plan = shadow_plan(_child(), "mariadb")
+    assert (plan.table, plan.shadow) == ("child", "_dl_shadow_child")
+    assert plan.index_clauses == ["KEY `fk_p` (`pid`)", "UNIQUE KEY `ux_name` (`name`)"]
+    assert plan.fk_clauses == [
+        "CONSTRAINT `fk_p` FOREIGN KEY (`pid`) REFERENCES `parent` (`id`) ON DELETE CASCADE"]
+    assert plan.create_sql == (
+        "CREATE TABLE `_dl_shadow_child` (\n  `id` int NOT NULL AUTO_INCREMENT,\n"
+        "  `pid` int NULL,\n  `name` varchar(20) NULL,\n  `doc` text NULL,\n"
+        "  PRIMARY KEY (`id`),\n  FULLTEXT KEY `ft_doc` (`doc`),\n"
+        "  CONSTRAINT `chk` CHECK (`pid` > 0)\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 "
+        "COLLATE=utf8mb4_general_ci")
+    assert shadow_plan(_child(), "mariadb", name="w").create_sql.startswith("CREATE TABLE `w`")
+
+
+def test_the_shadow_keeps_the_auto_increment_key_and_the_partition_key() -> None:
+    auto = replace(_child(), indexes=(Index("ix_id", "UNIQUE", (IndexPart("id"),)),))
+    assert shadow_plan(auto, "mariadb").index_clauses == []
+    by_key = Table("k", (ModelColumn("a", "int", nullable=False), ModelColumn("b", "int")),
+                   (Index("ib", "INDEX", (IndexPart("b"),)),
+                    Index("ua", "UNIQUE", (IndexPart("a"),))),
+                   partitioning=Partitioning("KEY", "", (Partition("p0"), Partition("p1"))))
+    plan = shadow_plan(by_key, "mariadb")
+    assert plan.index_clauses == ["KEY `ib` (`b`)"]
+    assert "UNIQUE KEY `ua` (`a`)\n)" in plan.create_sql
+    assert plan.create_sql.endswith("\nPARTITION BY KEY ()\nPARTITIONS 2")
+    by_column = replace(by_key, partitioning=replace(by_key.partitioning, expression="`a`"))
+    assert shadow_plan(by_column, "mariadb").index_clauses == [
+        "KEY `ib` (`b`)", "UNIQUE KEY `ua` (`a`)"]
+
+
+def test_a_table_the_model_cannot_render_gets_the_server_clause_or_no_shadow() -> None:
+    odd = replace(_child(), unsupported=("not supported: PARTITION BY SYSTEM_TIME",))
+    with pytest.raises(DataError, match="SYSTEM_TIME"):
+        shadow_plan(odd, "mariadb")
+    shown = replace(odd, partition_text="PARTITION BY SYSTEM_TIME INTERVAL 1 MONTH")
+    assert shadow_plan(shown, "mariadb").create_sql.endswith(
+        "COLLATE=utf8mb4_general_ci\nPARTITION BY SYSTEM_TIME INTERVAL 1 MONTH")
 
 
 def test_select_expressions() -> None:
@@ -300,3 +372,15 @@ def test_delta_worth_it_and_range_count() -> None:
     assert range_count(0, 0) == 1
     assert range_count(400 << 20, 2_000_000) == 400
     assert range_count(1 << 40, 10) == 1024
+
+
+def test_the_shadow_lists_indexes_and_checks_in_the_server_order() -> None:
+    from dumpload.schema.flavor import shown_order
+    order = shown_order(CREATE)
+    assert order == (("PRIMARY", "ux_name", "fk_p", "ft_doc"), ("chk",))
+    table = replace(_child(), checks=(Check("a", "1"), Check("chk", "`pid` > 0")),
+                    index_order=order[0], check_order=("chk", "a"))
+    assert replace(table, index_order=(), check_order=()) == table   # the order is not compared
+    plan = shadow_plan(table, "mariadb")
+    assert plan.index_clauses == ["UNIQUE KEY `ux_name` (`name`)", "KEY `fk_p` (`pid`)"]
+    assert "CONSTRAINT `chk` CHECK (`pid` > 0),\n  CONSTRAINT `a` CHECK (1)\n)" in plan.create_sql

@@ -60,6 +60,7 @@ from dumpload.data.plan import (
     plan_copy,
     plan_tables,
     preflight,
+    refresh_shadows,
     sessions,
 )
 from dumpload.data.stream import LoadFailed, SourceGone, SourceReader, open_snapshot
@@ -95,6 +96,8 @@ def copy_tables(config: Config, source_env: DatabaseConfig, target_env: Database
     started = time.monotonic()
     with ExitStack() as stack:
         src, dst = stack.enter_context(sessions(config, source_env, target_env))
+        if plans:  # planned before a confirmation: the shadows follow the tables as they are now
+            refresh_shadows(dst, plans)
         plans = plans or plan_tables(src, dst, tables, threads,
                                      in_place_limit(config.settings),
                                      no_delta=no_delta_reason(full=full,
@@ -113,7 +116,7 @@ def copy_tables(config: Config, source_env: DatabaseConfig, target_env: Database
         try:
             for plan in plans:
                 if plan.mode == SHADOW:
-                    run.shadows[plan.table] = shadow.create_shadow(dst, plan.table)
+                    run.shadows[plan.table] = shadow.create_shadow(dst, plan.shadow_definition())
             small = [p.table for p in plans if p.mode == IN_PLACE]
             fks = schema_fks(dst)
             work = inplace.batches(groups(dst, small, fks),
@@ -198,7 +201,7 @@ def _copy_delta(tools: Tools, src: Session, dst: Session, run: Run,
         return
     plan = run.plans[table]
     plan.mode = SHADOW
-    run.shadows[table] = shadow.create_shadow(dst, table)
+    run.shadows[table] = shadow.create_shadow(dst, plan.shadow_definition())
     for chunk in striped(plan.chunks, workers):
         run.queue.put(chunk)
 

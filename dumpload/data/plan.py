@@ -21,11 +21,11 @@ from dumpload.catalog import fk_groups, human_bytes
 from dumpload.config import Config, DatabaseConfig, Settings
 from dumpload.data import chunks as chunking
 from dumpload.data import delta, inplace, shadow
+from dumpload.data.shadow import ShadowPlan
 from dumpload.data.tables import (
     TableInfo,
     inspect_tables,
     schema_fks,
-    show_create,
     trigger_counts,
 )
 from dumpload.db import Session, connect
@@ -53,6 +53,8 @@ class TablePlan:
     info: TableInfo | None = field(default=None, repr=False)
     mode: str = SHADOW   # IN_PLACE, DELTA or SHADOW (see `choose_strategies`)
     reason: str = ""     # why this strategy (`Choice.reason`)
+    # The shadow's definition, from the target's schema model (SHADOW and DELTA tables).
+    shadow: ShadowPlan | None = field(default=None, repr=False)
 
     @property
     def strategy(self) -> str:
@@ -69,6 +71,11 @@ class TablePlan:
             how = "one stream" + ("" if self.key else " (no usable key)")
         return (f"{how}; shadow table, {self.deferred_indexes} deferred index(es), "
                 f"{self.foreign_keys} FK(s) re-added, atomic rename")
+
+    def shadow_definition(self) -> ShadowPlan:
+        if self.shadow is None:
+            raise DataError(f"{self.table}: planned without a shadow table (a bug)")
+        return self.shadow
 
     def to_dict(self) -> dict[str, Any]:
         return {"table": self.table, "rows_estimate": self.rows_estimate,
@@ -101,6 +108,8 @@ def plan_tables(src: Session, dst: Session, tables: Sequence[str], threads: int,
     if facts.refused:
         raise next(iter(facts.refused.values()))
     choices = choose_strategies(facts, names, dst.env.database, no_delta)
+    # One catalog pass for every table that may need a shadow (a delta may fall back to one).
+    splits = shadow.plan_shadows(dst, [n for n in names if choices[n].mode != IN_PLACE])
     plans = []
     for name in names:
         info, choice = facts.source[name], choices[name]
@@ -109,12 +118,20 @@ def plan_tables(src: Session, dst: Session, tables: Sequence[str], threads: int,
                                    [chunking.Chunk(name, 0, None, None, None)], 0,
                                    len(info.fks_out), info, IN_PLACE, choice.reason))
             continue
-        split = shadow.split_create(name, show_create(dst, name))
+        split = splits[name]
         plans.append(TablePlan(name, info.rows_estimate, info.data_bytes, info.key,
                                chunking.plan_chunks(src, info, threads),
                                len(split.index_clauses), len(split.fk_clauses), info,
-                               choice.mode, choice.reason))
+                               choice.mode, choice.reason, split))
     return plans
+
+
+def refresh_shadows(dst: Session, plans: list[TablePlan]) -> None:
+    """Read the shadow definitions of `plans` again, in one catalog pass (a plan shown
+    before a confirmation may be minutes old; a shadow must not lose a newer index)."""
+    splits = shadow.plan_shadows(dst, [p.table for p in plans if p.mode != IN_PLACE])
+    for plan in plans:
+        plan.shadow = splits.get(plan.table, plan.shadow)
 
 
 def strategies(src: Session, dst: Session, tables: Sequence[str], in_place_max: int, *,
