@@ -14,7 +14,7 @@ import json
 import os
 import re
 import stat
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -194,10 +194,13 @@ def select_tables(names: Iterable[str], include: Iterable[str],
 
     Matching is case-sensitive, like table names on a default Linux server.
     """
-    include, exclude = list(include), list(exclude)
-    return [n for n in names
-            if any(fnmatch.fnmatchcase(n, p) for p in include)
-            and not any(fnmatch.fnmatchcase(n, p) for p in exclude)]
+    def matcher(patterns: Iterable[str]) -> Callable[[str], bool]:
+        # Plain names are looked up in a set: selecting 1,000 tables by name stays linear.
+        plain = {p for p in patterns if not is_glob(p)}
+        globs = [p for p in patterns if is_glob(p)]
+        return lambda n: n in plain or any(fnmatch.fnmatchcase(n, p) for p in globs)
+    included, excluded = matcher(list(include)), matcher(list(exclude))
+    return [n for n in names if included(n) and not excluded(n)]
 
 
 def is_glob(pattern: str) -> bool:

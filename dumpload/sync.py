@@ -27,8 +27,9 @@ from dumpload.backup import create_backup
 from dumpload.catalog import table_sizes
 from dumpload.config import Config, DatabaseConfig, match_tables, select_tables
 from dumpload.data import copy_tables, verify_tables
+from dumpload.data.plan import DELTA, in_place_limit, no_delta_reason, strategies
 from dumpload.data.plan import preflight as preflight_copy
-from dumpload.db import connect
+from dumpload.db import Session, connect
 from dumpload.definers import check_definers
 from dumpload.errors import DumpLoadError, StructureError, VerifyError
 from dumpload.logs import record_metrics
@@ -62,6 +63,8 @@ class DataItem:
     reason: str            # "new table", "structure changes", "data differs"
     rows: int              # the source catalog's estimate
     data_bytes: int
+    strategy: str = ""     # in-place, delta, shadow (`data.plan`), or refused
+    strategy_reason: str = ""   # why: "small", "trigger", "large (...): ...", "--full", ...
 
 
 @dataclass
@@ -102,8 +105,9 @@ class SyncReport:
 
     def table(self, name: str) -> dict[str, Any]:
         return self.tables.setdefault(name, {"table": name, "structure_changes": [],
-                                             "action": "unchanged", "rows": 0, "bytes": 0,
-                                             "seconds": 0.0, "verified": None})
+                                             "action": "unchanged", "strategy": None,
+                                             "rows": 0, "bytes": 0, "seconds": 0.0,
+                                             "verified": None})
 
     def to_dict(self) -> dict[str, Any]:
         rows = sum(t["rows"] for t in self.tables.values())
@@ -158,9 +162,11 @@ def analyse_sync(config: Config, source: DatabaseConfig, target: DatabaseConfig,
         target_views = {t.name for t in target_objects if t.kind == "VIEW"}
         data, identical = _data_items(config, source, target, structure, wanted, source_sizes,
                                       target_tables)
+        triggered = {c.table for c in structure.changes if c.kind.endswith("_trigger")}
+        _choose_strategies(config, src, dst, data, options, {
+            *structure.created_tables, *structure.touched_tables, *triggered})
     # The run's footprint: tables altered, dropped or copied, tables whose triggers change
     # (a rollback puts them back with their triggers), views replaced or dropped.
-    triggered = {c.table for c in structure.changes if c.kind.endswith("_trigger")}
     views = {c.table for c in structure.changes if c.kind.endswith("_view")}
     touched = set(structure.touched_tables) | {d.table for d in data} | triggered
     changed_views = sorted(v for v in views if v in target_views)
@@ -191,6 +197,26 @@ def _data_items(config: Config, source: DatabaseConfig, target: DatabaseConfig, 
                   "structure changes" if name in changed else "data differs")
         items.append(DataItem(name, reason, sizes[name].rows, sizes[name].data_bytes))
     return items, identical
+
+
+def _choose_strategies(config: Config, src: Session, dst: Session, data: list[DataItem],
+                       options: SyncOptions, reshaped: set[str]) -> None:
+    """Each item's strategy, as the data step will choose it (`data.plan.strategies`):
+    after the structure step, so tables it creates or changes (`reshaped`) are judged on
+    the source's shape, triggers and FKs with the target's rows; a new table has none, so
+    it is never a delta."""
+    if not data:
+        return
+    choices = strategies(src, dst, [d.table for d in data], in_place_limit(config.settings),
+                         no_delta=no_delta_reason(full=options.full,
+                                                  lock_target=options.lock_target),
+                         reshaped=reshaped)
+    for item in data:
+        item.strategy, item.strategy_reason = choices[item.table].mode, choices[item.table].reason
+        if item.strategy == DELTA and item.table in reshaped:
+            # Values the structure step changes make ranges differ: past
+            # `delta.MAX_FRACTION` of the rows the copy is whole ("shadow (delta too big)").
+            item.strategy_reason += " (compared after the structure step)"
 
 
 # --- run -----------------------------------------------------------------------------------
@@ -355,13 +381,17 @@ def _step_data(config: Config, plan: SyncPlan, options: SyncOptions, journal: jo
         done(tables=0)
         return
     journal.add_unique("tables_copied", tables)
+    for planned in plan.data:
+        report.table(planned.table).update(planned_strategy=planned.strategy,
+                                           strategy_reason=planned.strategy_reason)
     result = copy_tables(config, plan.source, plan.target, tables, threads=options.threads,
                          progress=progress, lock_target=options.lock_target,
                          full=options.full)
     for item in result.tables:
         entry = report.table(item.table)
         entry.update(action="copied" if entry["action"] == "unchanged" else "altered+copied",
-                     rows=item.rows, bytes=item.bytes, seconds=round(item.seconds, 3))
+                     rows=item.rows, bytes=item.bytes, seconds=round(item.seconds, 3),
+                     strategy=item.strategy)
     journal.mark_step("data", journals.DONE, tables=len(tables))
     done(tables=len(tables), rows=sum(i.rows for i in result.tables),
          bytes=sum(i.bytes for i in result.tables))

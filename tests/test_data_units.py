@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import pytest
+
+from dumpload.backup.worktables import work_definition
 from dumpload.catalog import fk_groups
 from dumpload.data.chunks import Chunk, integer_bounds, ranges_from_bounds
 from dumpload.data.delta import range_count, worth_it
@@ -17,11 +22,16 @@ from dumpload.data.encode import (
 )
 from dumpload.data.engine import striped
 from dumpload.data.inplace import batches
-from dumpload.data.plan import choose_modes, delta_candidate
-from dumpload.data.shadow import split_create
+from dumpload.data.plan import Choice, Facts, choose_strategies, no_delta_reason, not_delta
+from dumpload.data.shadow import deferred_index, shadow_plan
 from dumpload.data.stream import _find_marker, _hold_back
-from dumpload.data.tables import Column, TableInfo, work_name
+from dumpload.data.tables import Column, ForeignKey, TableInfo, work_name
 from dumpload.data.verify import combine
+from dumpload.errors import DataError
+from dumpload.schema.model import Check, Index, IndexPart, Table
+from dumpload.schema.model import Column as ModelColumn
+from dumpload.schema.model import ForeignKey as ModelFK
+from dumpload.schema.partitions import Partition, Partitioning
 
 
 def col(name: str, dtype: str, nullable: bool = True, charset: str | None = None) -> Column:
@@ -75,9 +85,8 @@ CREATE = """CREATE TABLE `child` (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
 
 
-def test_split_create_defers_btree_indexes_and_fks() -> None:
-    plan = split_create("child", CREATE)
-    assert plan.shadow == "_dl_shadow_child"
+def test_the_dump_text_split_defers_btree_indexes_and_fks() -> None:
+    plan = work_definition(CREATE, "_dl_shadow_child")
     assert plan.index_clauses == ["UNIQUE KEY `ux_name` (`name`)", "KEY `fk_p` (`pid`)"]
     assert plan.fk_clauses == [
         "CONSTRAINT `fk_p` FOREIGN KEY (`pid`) REFERENCES `parent` (`id`) ON DELETE CASCADE"]
@@ -86,16 +95,79 @@ def test_split_create_defers_btree_indexes_and_fks() -> None:
     assert "CONSTRAINT `chk` CHECK (`pid` > 0)\n) ENGINE=InnoDB" in plan.create_sql
 
 
-def test_split_create_keeps_the_index_of_an_auto_increment_column() -> None:
+def test_the_dump_text_split_keeps_the_index_of_an_auto_increment_column() -> None:
     create = """CREATE TABLE `t` (
   `a` int(11) NOT NULL,
   `n` int(11) NOT NULL AUTO_INCREMENT,
   PRIMARY KEY (`a`),
   KEY `ix_n` (`n`)
 ) ENGINE=InnoDB"""
-    plan = split_create("t", create)
+    plan = work_definition(create, "_dl_shadow_t")
     assert plan.index_clauses == []
     assert "KEY `ix_n` (`n`)\n)" in plan.create_sql
+
+
+def test_which_indexes_wait_for_the_load() -> None:
+    assert deferred_index("INDEX", "a", None, False)
+    assert deferred_index("UNIQUE", "a", "id", False)
+    assert not any(deferred_index(kind, "a", None, False)
+                   for kind in ("PRIMARY", "FULLTEXT", "SPATIAL"))
+    assert not deferred_index("INDEX", "id", "id", False)      # the AUTO_INCREMENT column's
+    assert not deferred_index("UNIQUE", "a", None, True)       # PARTITION BY KEY () uses it
+    assert deferred_index("INDEX", "a", None, True)
+
+
+def _child() -> Table:
+    return Table(
+        "child", (ModelColumn("id", "int", nullable=False, auto_increment=True),
+                  ModelColumn("pid", "int"), ModelColumn("name", "varchar(20)"),
+                  ModelColumn("doc", "text")),
+        (Index("PRIMARY", "PRIMARY", (IndexPart("id"),)),
+         Index("ft_doc", "FULLTEXT", (IndexPart("doc"),)),
+         Index("fk_p", "INDEX", (IndexPart("pid"),)),
+         Index("ux_name", "UNIQUE", (IndexPart("name"),))),
+        (ModelFK("fk_p", ("pid",), "parent", ("id",), on_delete="CASCADE"),),
+        (Check("chk", "`pid` > 0"),), charset="utf8mb4", collation="utf8mb4_general_ci")
+
+
+def test_the_shadow_is_the_model_without_deferred_indexes_and_fks() -> None:
+    plan = shadow_plan(_child(), "mariadb")
+    assert (plan.table, plan.shadow) == ("child", "_dl_shadow_child")
+    assert plan.index_clauses == ["KEY `fk_p` (`pid`)", "UNIQUE KEY `ux_name` (`name`)"]
+    assert plan.fk_clauses == [
+        "CONSTRAINT `fk_p` FOREIGN KEY (`pid`) REFERENCES `parent` (`id`) ON DELETE CASCADE"]
+    assert plan.create_sql == (
+        "CREATE TABLE `_dl_shadow_child` (\n  `id` int NOT NULL AUTO_INCREMENT,\n"
+        "  `pid` int NULL,\n  `name` varchar(20) NULL,\n  `doc` text NULL,\n"
+        "  PRIMARY KEY (`id`),\n  FULLTEXT KEY `ft_doc` (`doc`),\n"
+        "  CONSTRAINT `chk` CHECK (`pid` > 0)\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 "
+        "COLLATE=utf8mb4_general_ci")
+    assert shadow_plan(_child(), "mariadb", name="w").create_sql.startswith("CREATE TABLE `w`")
+
+
+def test_the_shadow_keeps_the_auto_increment_key_and_the_partition_key() -> None:
+    auto = replace(_child(), indexes=(Index("ix_id", "UNIQUE", (IndexPart("id"),)),))
+    assert shadow_plan(auto, "mariadb").index_clauses == []
+    by_key = Table("k", (ModelColumn("a", "int", nullable=False), ModelColumn("b", "int")),
+                   (Index("ib", "INDEX", (IndexPart("b"),)),
+                    Index("ua", "UNIQUE", (IndexPart("a"),))),
+                   partitioning=Partitioning("KEY", "", (Partition("p0"), Partition("p1"))))
+    plan = shadow_plan(by_key, "mariadb")
+    assert plan.index_clauses == ["KEY `ib` (`b`)"]
+    assert "UNIQUE KEY `ua` (`a`)\n)" in plan.create_sql
+    assert plan.create_sql.endswith("\nPARTITION BY KEY ()\nPARTITIONS 2")
+    by_column = replace(by_key, partitioning=replace(by_key.partitioning, expression="`a`"))
+    assert shadow_plan(by_column, "mariadb").index_clauses == [
+        "KEY `ib` (`b`)", "UNIQUE KEY `ua` (`a`)"]
+
+
+def test_a_table_the_model_cannot_render_gets_the_server_clause_or_no_shadow() -> None:
+    odd = replace(_child(), unsupported=("not supported: PARTITION BY SYSTEM_TIME",))
+    with pytest.raises(DataError, match="SYSTEM_TIME"):
+        shadow_plan(odd, "mariadb")
+    shown = replace(odd, partition_text="PARTITION BY SYSTEM_TIME INTERVAL 1 MONTH")
+    assert shadow_plan(shown, "mariadb").create_sql.endswith(
+        "COLLATE=utf8mb4_general_ci\nPARTITION BY SYSTEM_TIME INTERVAL 1 MONTH")
 
 
 def test_select_expressions() -> None:
@@ -221,6 +293,10 @@ def _info(name: str, size: int, engine: str = "InnoDB", key: tuple[str, ...] = (
                      size)
 
 
+def _fk(child: str, parent: str, schema: str = "db") -> ForeignKey:
+    return ForeignKey(f"fk_{child}", child, ("id",), schema, parent, ("id",))
+
+
 def test_strategies_per_fk_group_size_trigger_and_engine() -> None:
     mb = 1024 * 1024
     names = ["a", "b", "c", "d", "e", "f"]
@@ -229,20 +305,55 @@ def test_strategies_per_fk_group_size_trigger_and_engine() -> None:
     src["c"] = _info("c", 64 * mb)             # big: its whole group (c, d) goes shadow
     dst["e"] = _info("e", 64 * mb)             # big on the target only: DELETE would be long
     dst["f"] = _info("f", mb, engine="MyISAM")  # cannot roll back
-    modes = choose_modes(names, src, dst, {"b": 1}, [("d", "c")], 16 * mb)
-    assert modes == {"a": "in-place", "b": "shadow", "c": "shadow", "d": "shadow",
-                     "e": "shadow", "f": "shadow"}
-    assert set(choose_modes(names, src, dst, {}, [], 0).values()) == {"shadow"}
-    assert choose_modes(["a"], src, dst, {}, [], 16 * mb, {"a"}) == {"a": "shadow"}
+    facts = Facts(src, dst, {"b": 1}, [_fk("d", "c")], 16 * mb)
+    got = choose_strategies(facts, names, "db")
+    assert {t: c.mode for t, c in got.items()} == {
+        "a": "in-place", "b": "shadow", "c": "shadow", "d": "shadow", "e": "delta",
+        "f": "shadow"}
+    assert got["a"].reason == "small" and got["b"].reason == "trigger"
+    assert got["c"].reason == "large (64.0 MiB > 16.0 MiB); no delta: FK"
+    assert got["d"].reason == "FK group with c: large (64.0 MiB > 16.0 MiB); no delta: FK"
+    assert got["e"].reason == "large (64.0 MiB > 16.0 MiB): delta by key ranges"
+    assert got["f"].reason == "MyISAM engine"
+    # An FK to another schema does not group tables, but rules out the delta.
+    other = choose_strategies(Facts(src, dst, {}, [_fk("e", "x", "elsewhere")], 16 * mb),
+                              ["e"], "db")
+    assert other["e"] == Choice("shadow", "large (64.0 MiB > 16.0 MiB); no delta: FK")
+    off = choose_strategies(Facts(src, dst, {}, [], 0, in_place_off="compressed target link"),
+                            names, "db")
+    assert off["a"].mode == "delta"    # in place off: even a small table is compared
+    assert off["a"].reason == "in-place off: compressed target link: delta by key ranges"
+    assert off["f"] == Choice("shadow", "in-place off: compressed target link; "
+                              "no delta: MyISAM engine")
+    counted = choose_strategies(Facts(src, dst, {}, [], 16 * mb, {"a"}), ["a"], "db")
+    assert counted["a"].mode == "delta" and counted["a"].reason.startswith(
+        "large (over 50,000 rows):")
+    small_group = choose_strategies(Facts(src, dst, {}, [_fk("b", "a")], 16 * mb),
+                                    ["a", "b"], "db")
+    assert small_group["a"] == small_group["b"] == Choice("in-place",
+                                                          "small, with its FK group (2 tables)")
+
+
+def test_full_and_lock_target_rule_out_the_delta() -> None:
+    big = {"t": _info("t", 1 << 30)}
+    facts = Facts(big, dict(big), {}, [], 16 << 20)
+    assert choose_strategies(facts, ["t"], "db")["t"].mode == "delta"
+    for flags, why in (({"full": True, "lock_target": False}, "--full"),
+                       ({"full": False, "lock_target": True}, "--lock-target"),
+                       ({"full": True, "lock_target": True}, "--full")):
+        choice = choose_strategies(facts, ["t"], "db", no_delta_reason(**flags))["t"]
+        assert choice == Choice("shadow", f"large (1.0 GiB > 16.0 MiB); no delta: {why}")
+    assert no_delta_reason(full=False, lock_target=False) == ""
 
 
 def test_delta_candidates() -> None:
     big = _info("t", 1 << 30)
-    assert delta_candidate(big, big, set(), {})
-    assert not delta_candidate(big, big, {"t"}, {})           # an FK in or out
-    assert not delta_candidate(big, big, set(), {"t": 1})     # a trigger
-    assert not delta_candidate(big, _info("t", 1 << 30, rows=0), set(), {})  # empty target
-    assert not delta_candidate(_info("t", 1 << 30, key=()), big, set(), {})  # no key
+    assert not_delta(big, big, set(), {}) == ""
+    assert not_delta(big, big, {"t"}, {}) == "FK"                    # an FK in or out
+    assert not_delta(big, big, set(), {"t": 1}) == "trigger"
+    assert not_delta(big, _info("t", 1 << 30, rows=0), set(), {}) == "empty target"
+    assert not_delta(_info("t", 1 << 30, key=()), big, set(), {}) == "no key to cut ranges on"
+    assert not_delta(big, _info("t", 1 << 30, engine="Aria"), set(), {}) == "Aria engine"
 
 
 def test_in_place_batches_keep_groups_whole() -> None:
@@ -261,3 +372,15 @@ def test_delta_worth_it_and_range_count() -> None:
     assert range_count(0, 0) == 1
     assert range_count(400 << 20, 2_000_000) == 400
     assert range_count(1 << 40, 10) == 1024
+
+
+def test_the_shadow_lists_indexes_and_checks_in_the_server_order() -> None:
+    from dumpload.schema.flavor import shown_order
+    order = shown_order(CREATE)
+    assert order == (("PRIMARY", "ux_name", "fk_p", "ft_doc"), ("chk",))
+    table = replace(_child(), checks=(Check("a", "1"), Check("chk", "`pid` > 0")),
+                    index_order=order[0], check_order=("chk", "a"))
+    assert replace(table, index_order=(), check_order=()) == table   # the order is not compared
+    plan = shadow_plan(table, "mariadb")
+    assert plan.index_clauses == ["UNIQUE KEY `ux_name` (`name`)", "KEY `fk_p` (`pid`)"]
+    assert "CONSTRAINT `chk` CHECK (`pid` > 0),\n  CONSTRAINT `a` CHECK (1)\n)" in plan.create_sql

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from dumpload.data.shadow import split_create
+from dumpload.backup.worktables import work_definition
 from dumpload.schema.partitions import (
     Partition,
     Partitioning,
@@ -184,7 +184,7 @@ def test_subpartitions_render_counts_or_names() -> None:
 
 
 def test_shadow_keeps_the_partition_clause() -> None:
-    plan = split_create("t", MYSQL_RANGE)
+    plan = work_definition(MYSQL_RANGE, "_dl_shadow_t")
     assert "/*!50100 PARTITION BY RANGE (`id`)" in plan.create_sql
     assert plan.create_sql.rstrip().endswith("*/")
     assert plan.index_clauses == ["KEY `ix` (`id`)"]
@@ -194,7 +194,7 @@ def test_shadow_of_a_table_keyed_by_its_unique_key_keeps_that_key() -> None:
     create = ("CREATE TABLE `k` (\n  `a` int NOT NULL,\n  `b` int,\n  UNIQUE KEY `uk` (`a`),\n"
               "  KEY `ib` (`b`)\n) ENGINE=InnoDB\n/*!50100 PARTITION BY KEY /*!50611 "
               "ALGORITHM = 2 */ ()\nPARTITIONS 3 */")
-    plan = split_create("k", create)
+    plan = work_definition(create, "_dl_shadow_k")
     assert "UNIQUE KEY `uk` (`a`)" in plan.create_sql
     assert plan.index_clauses == ["KEY `ib` (`b`)"]
 

@@ -2,10 +2,11 @@
 
 A restore never replays a table's DDL on the live name: it reads the table's
 `CREATE TABLE` from the backup (`extract_create`), renames it to a work table
-(`work_definition`: foreign keys and secondary indexes taken out, to be added at the swap
-and after the load), and streams the table's `INSERT` statements into the work table
-(`InsertRenamer`: only the statement prefix changes; rows never hold a raw newline, since
-the dump tools escape it, so a line starting `INSERT INTO \\`t\\` VALUES` is a statement).
+(`work_definition`: foreign keys and secondary indexes taken out of the text, to be added
+at the swap and after the load, by the data copy's rule `shadow.deferred_index`), and
+streams the table's `INSERT` statements into the work table (`InsertRenamer`: only the
+statement prefix changes; rows never hold a raw newline, since the dump tools escape it,
+so a line starting `INSERT INTO \\`t\\` VALUES` is a statement).
 Triggers (`parse_triggers`), views (`view_statement`) and routines/events keep their
 text, with DEFINER rewritten to CURRENT_USER so an account without SUPER/SET USER can
 restore them. No I/O here: restore.py feeds frames in and runs what comes out.
@@ -16,11 +17,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from dumpload.data.shadow import split_create
+from dumpload.data.shadow import deferred_index
 from dumpload.schema.model import Trigger
+from dumpload.sqltext import quote
 from dumpload.swap import trigger_from_sql
 
 _CREATE = re.compile(rb"^CREATE TABLE (`(?:[^`]|``)+`) \(\n", re.M)
+_INDEX_LINE = re.compile(r"^\s*(UNIQUE KEY|KEY|INDEX|UNIQUE INDEX)\s")
+_FK_LINE = re.compile(r"^\s*CONSTRAINT\s+`(?:[^`]|``)+`\s+FOREIGN KEY\s")
+_KEY_BY_UNIQUE = re.compile(r"PARTITION BY (LINEAR )?KEY\b[^(]*\(\)", re.I)
+_AUTO_COL = re.compile(r"^\s*`((?:[^`]|``)+)`\s.*\bAUTO_INCREMENT\b")
+_FIRST_COLUMN = re.compile(r"\(`((?:[^`]|``)+)`")
 _REFERENCES = re.compile(r"\bREFERENCES\s+(`(?:[^`]|``)+`)(?:\.(`(?:[^`]|``)+`))?")
 _DEFINER = re.compile(rb"DEFINER=(?:`(?:[^`]|``)*`|'[^']*'|\w+)@(?:`(?:[^`]|``)*`|'[^']*'|"
                       rb"[\w.%-]+)|DEFINER=CURRENT_USER(?:\(\))?")
@@ -61,17 +68,44 @@ def extract_create(section: bytes) -> str | None:
 def work_definition(create: str, work: str) -> WorkDefinition:
     """The backup's CREATE renamed to `work`, FKs out, secondary B-tree indexes deferred.
 
-    The split is the data copy's (`shadow.split_create`): FULLTEXT/SPATIAL indexes, the
-    index of the AUTO_INCREMENT column and a `PARTITION BY KEY ()` unique key stay.
+    A dump holds text, not a live table to inspect, so this splits the text (the data
+    copy plans its shadows from the schema model instead) with the data copy's rule
+    (`shadow.deferred_index`): FULLTEXT/SPATIAL indexes, the index of the AUTO_INCREMENT
+    column and a `PARTITION BY KEY ()` unique key stay. A partition clause (after the
+    closing parenthesis, or in MySQL's `/*!50100 ... */`) is kept as is.
     """
-    split = split_create(work, create, name=work)
-    fks = split.fk_clauses
+    lines = create.splitlines()
+    auto = next((m.group(1).replace("``", "`") for ln in lines if (m := _AUTO_COL.match(ln))),
+                None)
+    keep, indexes, fks = [], [], []
+    by_key = bool(_KEY_BY_UNIQUE.search(create)) and not any(
+        ln.strip().startswith("PRIMARY KEY") for ln in lines)
+    for line in lines[1:]:
+        body = line.strip().rstrip(",")
+        index = _INDEX_LINE.match(line)
+        first = _FIRST_COLUMN.search(body)
+        if _FK_LINE.match(line):
+            fks.append(body)
+        elif index and deferred_index(
+                "UNIQUE" if body.startswith("UNIQUE") else "INDEX",
+                first.group(1).replace("``", "`") if first else None, auto, by_key):
+            indexes.append(body)
+        else:
+            keep.append(line)
+    create_sql = f"CREATE TABLE {quote(work)} (\n" + "\n".join(_fix_commas(keep))
     parents = []
     for clause in fks:
         m = _REFERENCES.search(clause)
         if m and not m.group(2):
             parents.append(m.group(1)[1:-1].replace("``", "`"))
-    return WorkDefinition(split.create_sql, split.index_clauses, fks, parents)
+    return WorkDefinition(create_sql, indexes, fks, parents)
+
+
+def _fix_commas(lines: list[str]) -> list[str]:
+    """After removing definition lines: every definition but the last ends with a comma."""
+    close = next(i for i in range(len(lines) - 1, -1, -1) if lines[i].startswith(")"))
+    defs = [ln.rstrip().rstrip(",") for ln in lines[:close]]
+    return [d + "," for d in defs[:-1]] + defs[-1:] + lines[close:]
 
 
 def rewrite_definer(text: bytes) -> bytes:

@@ -325,7 +325,7 @@ def copy_mode_options(fn: Any) -> Any:
     fn = click.option("--lock-target", is_flag=True,
                       help="Block writes to each target table while it is copied (readers "
                       "are not blocked). Without it, a table written to during its copy is "
-                      "not swapped and the command exits 6.")(fn)
+                      "not swapped and the command exits 6. Implies --full.")(fn)
     return click.option("--full", is_flag=True,
                         help="Copy whole tables: no delta copy (by default a large table "
                         "whose key ranges mostly match has only its differing ranges "

@@ -76,15 +76,15 @@ def _rest(items: list[Any], shown: list[Any], what: Callable[[Any], str]) -> str
 
 
 def _plan_table(plans: list[TablePlan]) -> Table:
-    table = Table("table", "rows (est.)", "size (est.)", "strategy", "how",
+    table = Table("table", "rows (est.)", "size (est.)", "strategy", "because", "how",
                   title="data copy plan")
     shown = sorted(plans, key=lambda p: -p.bytes_estimate)[:SHOWN] if len(plans) > SHOWN \
         else plans
     for p in shown:
         table.add_row(p.table, f"{p.rows_estimate:,}", human_bytes(p.bytes_estimate), p.mode,
-                      p.strategy)
+                      p.reason, p.strategy)
     if len(shown) < len(plans):
-        table.add_row(_rest(plans, shown, lambda p: p.mode), "", "", "", "")
+        table.add_row(_rest(plans, shown, lambda p: p.mode), "", "", "", "", "")
     return table
 
 
@@ -104,8 +104,10 @@ def data(app: App, from_env: str | None, to_env: str | None, tables: tuple[str, 
          as_json: bool, yes: bool) -> None:
     """Replace the target's rows of the data tables with the source's.
 
-    Streams rows (no decoding), in parallel key-range chunks, into shadow tables that are
-    swapped in atomically; then verifies counts and checksums (exit 8 on a mismatch).
+    Each table by its strategy (`--dry-run` shows it and why): small ones in place in one
+    transaction, large ones by their differing key ranges (delta), the rest streamed in
+    parallel key-range chunks into shadow tables swapped in atomically; then verifies
+    counts and checksums (exit 8 on a mismatch).
     The target tables must already have the source's structure (`dumpload structure`).
     """
     from dumpload.data import copy_tables, plan_copy

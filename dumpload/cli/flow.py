@@ -37,8 +37,8 @@ from dumpload.sync import (
 @cli.command()
 @from_to_options
 @tables_option
-@click.option("--dry-run", is_flag=True, help="Print the plan (SQL, tables to copy, backups) "
-              "and write nothing on either server.")
+@click.option("--dry-run", is_flag=True, help="Print the plan (SQL, tables to copy with the "
+              "strategy each takes and why, backups) and write nothing on either server.")
 @click.option("--allow-unsafe", is_flag=True, help="Allow destructive structure changes "
               "(drops, narrowing, charset or engine changes).")
 @click.option("--no-backup", is_flag=True, help="Skip the pre-change backup (the run then "
@@ -98,9 +98,11 @@ def _show_plan(app: App, plan: SyncPlan, no_backup: bool) -> None:
     else:
         out.print(render_plan_text(plan.structure))
     if plan.data:
-        table = Table("table", "why", "rows (est.)", "size", title="data to replace")
+        table = Table("table", "why", "rows (est.)", "size", "strategy", "because",
+                      title="data to replace")
         for item in plan.data:
-            table.add_row(item.table, item.reason, f"{item.rows:,}", human_bytes(item.data_bytes))
+            table.add_row(item.table, item.reason, f"{item.rows:,}", human_bytes(item.data_bytes),
+                          item.strategy, item.strategy_reason)
         out.print(table)
     if plan.identical:
         out.print(f"data already identical: {', '.join(plan.identical)}")
@@ -141,14 +143,14 @@ def _finish(app: App, report: SyncReport, as_json: bool, message: str) -> None:
 
 
 def _report_table(report: SyncReport) -> Table:
-    table = Table("table", "structure", "action", "rows", "bytes", "time", "verified",
-                  title=f"run {report.run_id}: {report.status}")
+    table = Table("table", "structure", "action", "strategy", "rows", "bytes", "time",
+                  "verified", title=f"run {report.run_id}: {report.status}")
     for t in report.to_dict()["tables"]:
         verified = {True: "[green]✓[/]", False: "[red]✗[/]", None: "-"}[t["verified"]]
         changes = [c.split(":")[0] for c in t["structure_changes"]]  # "add column phone"
         table.add_row(t["table"], "\n".join(changes) or "-", t["action"],
-                      f"{t['rows']:,}", human_bytes(t["bytes"]), f"{t['seconds']:.1f}s",
-                      verified)
+                      t["strategy"] or "-", f"{t['rows']:,}", human_bytes(t["bytes"]),
+                      f"{t['seconds']:.1f}s", verified)
     return table
 
 

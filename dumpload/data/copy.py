@@ -56,9 +56,11 @@ from dumpload.data.plan import (
     SHADOW,
     TablePlan,
     in_place_limit,
+    no_delta_reason,
     plan_copy,
     plan_tables,
     preflight,
+    refresh_shadows,
     sessions,
 )
 from dumpload.data.stream import LoadFailed, SourceGone, SourceReader, open_snapshot
@@ -94,9 +96,12 @@ def copy_tables(config: Config, source_env: DatabaseConfig, target_env: Database
     started = time.monotonic()
     with ExitStack() as stack:
         src, dst = stack.enter_context(sessions(config, source_env, target_env))
+        if plans:  # planned before a confirmation: the shadows follow the tables as they are now
+            refresh_shadows(dst, plans)
         plans = plans or plan_tables(src, dst, tables, threads,
                                      in_place_limit(config.settings),
-                                     full=full or lock_target)
+                                     no_delta=no_delta_reason(full=full,
+                                                              lock_target=lock_target))
         tools = _tools(stack, src, dst)  # refuses an impossible `compress: on` before writes
         run = Run(plans, progress, target_env, threads, config.settings)
         if lock_target:
@@ -111,7 +116,7 @@ def copy_tables(config: Config, source_env: DatabaseConfig, target_env: Database
         try:
             for plan in plans:
                 if plan.mode == SHADOW:
-                    run.shadows[plan.table] = shadow.create_shadow(dst, plan.table)
+                    run.shadows[plan.table] = shadow.create_shadow(dst, plan.shadow_definition())
             small = [p.table for p in plans if p.mode == IN_PLACE]
             fks = schema_fks(dst)
             work = inplace.batches(groups(dst, small, fks),
@@ -196,7 +201,7 @@ def _copy_delta(tools: Tools, src: Session, dst: Session, run: Run,
         return
     plan = run.plans[table]
     plan.mode = SHADOW
-    run.shadows[table] = shadow.create_shadow(dst, table)
+    run.shadows[table] = shadow.create_shadow(dst, plan.shadow_definition())
     for chunk in striped(plan.chunks, workers):
         run.queue.put(chunk)
 

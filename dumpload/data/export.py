@@ -356,7 +356,8 @@ def import_tables(config: Config, env: DatabaseConfig, folder: Path,
         wire = wire_args(env, binary, dst.server)  # before any write: may refuse
         threads = usable_threads(threads, dst)
         _create_missing(dst, folder, list(entries))
-        plans = [_import_plan(dst, entry) for entry in entries.values()]
+        splits = shadow.plan_shadows(dst, list(entries))
+        plans = [_import_plan(dst, entry, splits) for entry in entries.values()]
         defaults = stack.enter_context(defaults_file(env, binary))
         tools = engine.Tools(binary, binary, defaults, defaults, env.database, env.database,
                                target_wire=wire)
@@ -367,7 +368,7 @@ def import_tables(config: Config, env: DatabaseConfig, folder: Path,
             progress.add_table(plan.table, plan.rows_estimate, plan.bytes_estimate)
         try:
             for plan in plans:
-                run.shadows[plan.table] = shadow.create_shadow(dst, plan.table)
+                run.shadows[plan.table] = shadow.create_shadow(dst, plan.shadow_definition())
             jobs = [_import_job(config, tools, run, folder, entries) for _ in range(threads)]
             engine.run_workers(run, jobs)
             engine.swap_groups(config, env, dst, run)
@@ -409,7 +410,8 @@ def _create_missing(dst: Any, folder: Path, names: list[str]) -> None:
     dst.execute("SET SESSION foreign_key_checks = 1")
 
 
-def _import_plan(dst: Any, entry: dict[str, Any]) -> TablePlan:
+def _import_plan(dst: Any, entry: dict[str, Any],
+                 splits: dict[str, shadow.ShadowPlan]) -> TablePlan:
     info = inspect_table(dst, entry["name"])
     if [list(c.signature) for c in info.columns] != entry["columns"]:
         raise DataError(f"table {entry['name']!r} on {dst.env.name} has other columns than the "
@@ -417,9 +419,9 @@ def _import_plan(dst: Any, entry: dict[str, Any]) -> TablePlan:
                         "folder has the exported definition)")
     frames = [chunking.Chunk(entry["name"], i, f["lo"], f["hi"], f["column"])
               for i, f in enumerate(entry["frames"])]
-    split = shadow.split_create(entry["name"], show_create(dst, entry["name"]))
+    split = splits[entry["name"]]
     return TablePlan(entry["name"], entry["rows"], entry["bytes"], (), frames,
-                             len(split.index_clauses), len(split.fk_clauses), info)
+                     len(split.index_clauses), len(split.fk_clauses), info, shadow=split)
 
 
 def _import_job(config: Config, tools: engine.Tools, run: engine.Run, folder: Path,

@@ -1,17 +1,24 @@
-"""Shadow tables on the target: create (deferred indexes), build indexes, check FKs.
+"""Shadow tables on the target: planned from the schema model, created without deferred
+indexes and foreign keys; indexes built after the load, FKs checked before the swap.
 
-Writes only tables named `_dl_shadow_*` (see `swap.work_name`). A shadow is created
-without foreign keys (their names are unique per database) and without triggers; the
-swap protocol (`dumpload.swap`) moves both onto it at the instant it replaces the live
-table. Rows are checked for FK violations with anti-join queries before the swap, so a
-constraint error fails the copy while the old data is still in place.
+Writes only tables named `_dl_shadow_*` (see `swap.work_name`). A shadow's CREATE is the
+live table's model (`schema.Table`, read by `schema.inspect.load_tables` for all shadow
+tables of a run in one catalog pass) renamed, rendered by `Table.create_sql`: secondary
+B-tree indexes are left out and built after the load (sorted, one ALTER), foreign keys
+(their names are unique per database) and triggers too; the swap protocol
+(`dumpload.swap`) moves both onto it at the instant it replaces the live table. Rows are
+checked for FK violations with anti-join queries before the swap, so a constraint error
+fails the copy while the old data is still in place.
+
+`deferred_index` is the one rule of what waits for the load; a restore applies it to the
+CREATE text of a dump (`backup.worktables`), which has no live table to inspect.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 from dumpload.catalog import SHADOW_PREFIX
 from dumpload.data.tables import (
@@ -20,19 +27,16 @@ from dumpload.data.tables import (
 from dumpload.data.tables import (
     fks_into,
     fks_out,
-    show_create,
     work_name,
 )
 from dumpload.db import Session
 from dumpload.errors import DataError
+from dumpload.flavor import Flavor
+from dumpload.schema.inspect import load_tables
+from dumpload.schema.model import Table
 from dumpload.sqltext import quote
 
 log = logging.getLogger(__name__)
-
-_INDEX_LINE = re.compile(r"^\s*(UNIQUE KEY|KEY|INDEX|UNIQUE INDEX)\s")
-_FK_LINE = re.compile(r"^\s*CONSTRAINT\s+`(?:[^`]|``)+`\s+FOREIGN KEY\s")
-_KEY_BY_UNIQUE = re.compile(r"PARTITION BY (LINEAR )?KEY\b[^(]*\(\)", re.I)
-_AUTO_COL = re.compile(r"^\s*`((?:[^`]|``)+)`\s.*\bAUTO_INCREMENT\b")
 
 
 @dataclass
@@ -46,52 +50,60 @@ class ShadowPlan:
     fk_clauses: list[str] = field(default_factory=list)
 
 
-def split_create(table: str, create: str, name: str | None = None) -> ShadowPlan:
-    """Turn the target's `SHOW CREATE TABLE` into the shadow's CREATE plus deferred parts.
+def deferred_index(kind: str, first_column: str | None, auto_column: str | None,
+                   key_partitioned: bool) -> bool:
+    """Whether an index is added after the load instead of created with the table (pure).
 
-    Secondary B-tree indexes and FKs are deferred; FULLTEXT/SPATIAL indexes and the index
-    that carries an AUTO_INCREMENT column (the server requires one) stay in the CREATE, and
-    so do unique keys of a table partitioned `BY KEY ()` with no primary key. A partition
-    clause (after the closing parenthesis, or in MySQL's `/*!50100 ... */`) is kept as is,
-    so the shadow is partitioned exactly like the table. `name`: the shadow's name
-    (default: `table`'s work name).
+    `kind`: PRIMARY, UNIQUE, INDEX, FULLTEXT or SPATIAL. Secondary B-tree indexes wait;
+    the primary key, FULLTEXT and SPATIAL indexes do not, nor the index whose first column
+    is the AUTO_INCREMENT column (the server requires one), nor a unique key of a table
+    partitioned `BY KEY ()` without a primary key (`key_partitioned`: it partitions by it).
     """
-    lines = create.splitlines()
-    auto = next((m.group(1).replace("``", "`") for ln in lines if (m := _AUTO_COL.match(ln))),
-                None)
-    keep, indexes, fks = [], [], []
-    # `PARTITION BY KEY ()` without a primary key partitions by the unique key: it stays.
-    keep_unique = bool(_KEY_BY_UNIQUE.search(create)) and not any(
-        ln.strip().startswith("PRIMARY KEY") for ln in lines)
-    for line in lines[1:]:
-        body = line.strip().rstrip(",")
-        if _FK_LINE.match(line):
-            fks.append(body)
-        elif _INDEX_LINE.match(line) and not (auto and _first_column(body) == auto) and not (
-                keep_unique and body.startswith("UNIQUE")):
-            indexes.append(body)
-        else:
-            keep.append(line)
-    shadow = name or work_name(SHADOW_PREFIX, table)
-    columns = _fix_commas(keep)
-    create_sql = f"CREATE TABLE {quote(shadow)} (\n" + "\n".join(columns)
-    return ShadowPlan(table, shadow, create_sql, indexes, fks)
+    if kind not in ("UNIQUE", "INDEX"):
+        return False
+    if auto_column is not None and first_column == auto_column:
+        return False
+    return not (key_partitioned and kind == "UNIQUE")
 
 
-def _first_column(index_clause: str) -> str | None:
-    m = re.search(r"\(`((?:[^`]|``)+)`", index_clause)
-    return m.group(1).replace("``", "`") if m else None
+def shadow_plan(table: Table, flavor: Flavor | str, name: str | None = None) -> ShadowPlan:
+    """`table`'s shadow (pure): its CREATE under `name` (default: its work name) without
+    the deferred indexes and the FKs, and those as clauses to add later, in the server's
+    order. The partition clause is the model's (or, where the model cannot render it, the
+    server's own text), so the shadow is partitioned exactly like the table; a table with
+    another clause the model cannot represent is refused (`DataError`)."""
+    if table.unsupported and table.partition_text is None:
+        raise DataError(f"table {table.name!r}: its shadow table cannot be created exactly "
+                        f"like it ({'; '.join(table.unsupported)})",
+                        hint="leave the table out of --tables / data_tables, or copy it "
+                        "with a dump")
+    table = table.in_server_order()  # so the swapped-in table prints as the old one did
+    auto = next((c.name for c in table.columns if c.auto_increment), None)
+    part = table.partitioning
+    by_key = (part is not None and part.method == "KEY" and not part.expression
+              and not any(i.kind == "PRIMARY" for i in table.indexes))
+    later = [i for i in table.indexes
+             if deferred_index(i.kind, i.parts[0].column if i.parts else None, auto, by_key)]
+    kept = replace(table, indexes=tuple(i for i in table.indexes if i not in later),
+                   foreign_keys=())
+    shadow = name or work_name(SHADOW_PREFIX, table.name)
+    create = kept.create_sql(flavor, shadow)
+    if table.partition_text is not None:  # a clause the model cannot render: the server's
+        create = replace(kept, partitioning=None).create_sql(flavor, shadow) + "\n" + \
+            table.partition_text
+    return ShadowPlan(table.name, shadow, create,
+                      [i.definition(flavor) for i in later],
+                      [fk.definition() for fk in table.foreign_keys])
 
 
-def _fix_commas(lines: list[str]) -> list[str]:
-    """After removing definition lines: every definition but the last ends with a comma."""
-    close = next(i for i in range(len(lines) - 1, -1, -1) if lines[i].startswith(")"))
-    defs = [ln.rstrip().rstrip(",") for ln in lines[:close]]
-    return [d + "," for d in defs[:-1]] + defs[-1:] + lines[close:]
+def plan_shadows(session: Session, tables: Sequence[str]) -> dict[str, ShadowPlan]:
+    """The shadow plan of each of `tables` (the session's database), read in one catalog
+    pass; a table that is not there is missing from the result."""
+    schema = load_tables(session, tables)
+    return {name: shadow_plan(t, schema.flavor) for name, t in schema.tables.items()}
 
 
-def create_shadow(session: Session, table: str) -> ShadowPlan:
-    plan = split_create(table, show_create(session, table))
+def create_shadow(session: Session, plan: ShadowPlan) -> ShadowPlan:
     session.execute(f"DROP TABLE IF EXISTS {quote(plan.shadow)}")
     session.execute(plan.create_sql)
     return plan

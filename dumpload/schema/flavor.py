@@ -11,7 +11,7 @@ rendering are here too. No I/O.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -374,20 +374,35 @@ def index_using(create_sql: str) -> dict[str, str]:
     built as a B-tree) from no clause, so the clause is taken from the server's CREATE.
     """
     out: dict[str, str] = {}
-    for line in create_sql.splitlines():
-        match = _INDEX_LINE.match(line)
-        if not match:
-            continue
-        name = "PRIMARY" if match.group(1) == "PRIMARY KEY" else \
-            match.group(2).replace("``", "`")
-        cols = _balanced(line, match.end())
+    for name, line, end in _index_lines(create_sql):
+        cols = _balanced(line, end)
         if cols is None:
             continue
-        rest = re.match(r"\s+USING\s+(BTREE|HASH|RTREE)\b", line[match.end() + len(cols):],
-                        re.I)
+        rest = re.match(r"\s+USING\s+(BTREE|HASH|RTREE)\b", line[end + len(cols):], re.I)
         if rest:
             out[name] = rest.group(1).upper()
     return out
+
+
+def shown_order(create_sql: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(index names, CHECK constraint names) in the order SHOW CREATE TABLE prints them.
+
+    The catalog gives no order (the model sorts by name); a CREATE that lists them in this
+    order is printed by the server the same way again."""
+    checks = tuple(m.group(1).replace("``", "`") for m in _CHECK_LINE.finditer(create_sql))
+    return tuple(name for name, _, _ in _index_lines(create_sql)), checks
+
+
+_CHECK_LINE = re.compile(r"^\s*CONSTRAINT\s+`((?:[^`]|``)+)`\s+CHECK\b", re.M)
+
+
+def _index_lines(create_sql: str) -> Iterator[tuple[str, str, int]]:
+    """(index name, line, end of its name) of each index line of a SHOW CREATE TABLE."""
+    for line in create_sql.splitlines():
+        match = _INDEX_LINE.match(line)
+        if match:
+            yield ("PRIMARY" if match.group(1) == "PRIMARY KEY"
+                   else match.group(2).replace("``", "`")), line, match.end()
 
 
 def comparable(source: Schema, target: Schema) -> tuple[Schema, Schema]:

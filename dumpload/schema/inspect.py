@@ -1,28 +1,31 @@
 """Read a schema from the catalog into the model: a handful of whole-schema queries.
 
 One query per object kind over the whole schema, so that inspecting hundreds of tables
-takes a few round trips, plus one `SHOW CREATE TABLE` per base table for what the catalog
-loses (explicit index `USING`, MySQL expression defaults). `read_catalog` returns those
-rows as plain dicts (schema case folders record them); `build_schema` is pure. Reads only;
-never writes.
+takes a few round trips, plus one `SHOW CREATE TABLE` per selected base table for what the
+catalog loses (explicit index `USING`, MySQL expression defaults, partition details).
+`read_catalog` returns those rows as plain dicts (schema case folders record them);
+`build_schema` is pure; `load_tables` reads just some tables (the data copy's shadows).
+Reads only; never writes.
 """
 
 from __future__ import annotations
 
+import glob
 import logging
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from importlib import resources
 from typing import Any
 
 import pymysql
 
 from dumpload.catalog import is_work_table
-from dumpload.config import select_tables
+from dumpload.config import is_glob, select_tables
 from dumpload.db import Session
 from dumpload.flavor import Flavor
 from dumpload.schema import flavor as fl
 from dumpload.schema.model import Check, Schema, Table, Trigger, View, version3
-from dumpload.schema.partitions import partitioning_from_rows
+from dumpload.schema.partitions import partition_clause, partitioning_from_rows
 from dumpload.schema.routines import events_from_rows, routines_from_rows
 from dumpload.sqltext import quote
 
@@ -31,6 +34,7 @@ log = logging.getLogger(__name__)
 Rows = list[dict[str, Any]]
 QUERIES = ("tables", "columns", "indexes", "foreign_keys", "checks", "views", "triggers",
            "partitions", "routines", "parameters", "events")
+TABLE_QUERIES = ("tables", "columns", "indexes", "foreign_keys", "checks", "partitions")
 
 
 def query_text(name: str) -> str:
@@ -45,22 +49,38 @@ def load_schema(session: Session, include: Sequence[str] = ("*",),
                         rows, include, exclude)
 
 
+def load_tables(session: Session, names: Sequence[str]) -> Schema:
+    """A schema holding only the base tables `names` (no views, triggers, routines): one
+    query per table kind, and `SHOW CREATE TABLE` of these tables only. A name that is
+    not a base table is missing from `tables`."""
+    include = [glob.escape(n) if is_glob(n) else n for n in names]  # names, not patterns
+    if not include:
+        return Schema(session.env.database, session_flavor(session), session.server.version)
+    rows = read_catalog(session, include, queries=TABLE_QUERIES)
+    return build_schema(session.env.database, session_flavor(session), session.server.version,
+                        rows, include)
+
+
 def session_flavor(session: Session) -> Flavor:
     return session.server.kind
 
 
 def read_catalog(session: Session, include: Sequence[str] = ("*",),
-                 exclude: Sequence[str] = ()) -> dict[str, Rows]:
+                 exclude: Sequence[str] = (), queries: Sequence[str] = QUERIES
+                 ) -> dict[str, Rows]:
     """The catalog rows `build_schema` needs, by query name (plus "show_create")."""
     database = session.env.database
     flavor = session_flavor(session)
     rows: dict[str, Rows] = {}
-    for name in QUERIES:
+    for name in queries:
         file = f"checks_{flavor.name}" if name == "checks" else name
         rows[name] = session.query_dicts(query_text(file), (database,))
     rows["show_create"] = _show_create_rows(session, rows["tables"], include, exclude)
-    rows["partition_create"] = _partition_create_rows(session, rows["partitions"])
-    rows["object_create"] = _object_create_rows(session, rows["routines"], rows["events"])
+    # The partition details come from the same SHOW CREATE TABLE text, selected tables only.
+    partitioned = {fl.text(fl.get(r, "TABLE_NAME")) for r in rows.get("partitions", [])}
+    rows["partition_create"] = [r for r in rows["show_create"] if r["TABLE_NAME"] in partitioned]
+    rows["object_create"] = _object_create_rows(session, rows.get("routines", []),
+                                                rows.get("events", []))
     return rows
 
 
@@ -80,14 +100,6 @@ def _show_create_rows(session: Session, tables: Rows, include: Sequence[str],
         if found:
             out.append({"TABLE_NAME": table, "CREATE": found[0][1]})
     return out
-
-
-def _partition_create_rows(session: Session, partitions: Rows) -> Rows:
-    """SHOW CREATE TABLE of partitioned tables: the catalog loses LIST DEFAULT partitions
-    and is checked against the server's own clause (see `partitions.check_clause`)."""
-    names = sorted({fl.text(fl.get(r, "TABLE_NAME")) or "" for r in partitions})
-    return [{"TABLE_NAME": n, "CREATE": session.query(f"SHOW CREATE TABLE {quote(n)}")[0][1]}
-            for n in names if not is_work_table(n)]
 
 
 def _object_create_rows(session: Session, routines: Rows, events: Rows) -> Rows:
@@ -191,6 +203,8 @@ def _tables(database: str, flavor: Flavor, rows: Mapping[str, Rows],
         using = fl.index_using(creates.get(name, ""))
         out[name] = _table(database, flavor, row, cols, indexes.get(name, []),
                            fks.get(name, []), table_checks, using)
+        index_order, check_order = fl.shown_order(creates.get(name, ""))
+        out[name] = replace(out[name], index_order=index_order, check_order=check_order)
         if name in partitions or out[name].partitioned:
             out[name] = _with_partitioning(out[name], partitions.get(name, []),
                                            part_creates.get(name))
@@ -198,7 +212,6 @@ def _tables(database: str, flavor: Flavor, rows: Mapping[str, Rows],
 
 
 def _apply_show_create(cols: list[Any], ddl: str) -> list[Any]:
-    from dataclasses import replace
     exprs = fl.show_create_defaults(ddl)
     return [replace(c, default=fl.normalize_expression(exprs[c.name]))
             if c.name in exprs else c for c in cols]
@@ -226,12 +239,13 @@ def _table(database: str, flavor: Flavor, row: Mapping[str, Any], cols: list[Any
 
 
 def _with_partitioning(table: Table, rows: list[Any], create_sql: str | None) -> Table:
-    from dataclasses import replace
     model, unsupported = partitioning_from_rows(rows, create_sql)
     if model is None and not unsupported:
         unsupported = ("not supported: partitioning that information_schema.PARTITIONS "
                        "does not describe",)
-    return replace(table, partitioning=model, unsupported=table.unsupported + unsupported)
+    text = partition_clause(create_sql) if unsupported and create_sql else None
+    return replace(table, partitioning=model, unsupported=table.unsupported + unsupported,
+                   partition_text=text)
 
 
 def _views(database: str, rows: Rows) -> list[View]:

@@ -6,8 +6,8 @@ normalised values and the plan reuses the source's rendering. No I/O here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 
 from dumpload.flavor import MARIADB, Flavor
 from dumpload.schema.partitions import Partitioning
@@ -173,6 +173,14 @@ class Table:
     # Clauses the model cannot represent ("not supported: ..."): the table's changes are
     # refused rather than planned without them.
     unsupported: tuple[str, ...] = ()
+    # Index and CHECK names in the server's order (SHOW CREATE TABLE; the tuples above are
+    # sorted by name): not compared, only for a CREATE the server prints alike
+    # (`in_server_order`).
+    index_order: tuple[str, ...] = field(default=(), compare=False)
+    check_order: tuple[str, ...] = field(default=(), compare=False)
+    # The server's own partition clause when the model cannot represent it (`unsupported`):
+    # not compared; a data copy's shadow is partitioned with it as is.
+    partition_text: str | None = field(default=None, compare=False)
 
     def column(self, name: str) -> Column | None:
         return next((c for c in self.columns if c.name == name), None)
@@ -191,6 +199,14 @@ class Table:
         if self.comment:
             out.append(f"COMMENT={literal(self.comment)}")
         return out
+
+    def in_server_order(self) -> Table:
+        """This table with its indexes and checks in the server's order (where known)."""
+        def rank(order: tuple[str, ...]) -> Callable[[Index | Check], int]:
+            where = {n: i for i, n in enumerate(order)}
+            return lambda x: where.get(x.name, len(where))
+        return replace(self, indexes=tuple(sorted(self.indexes, key=rank(self.index_order))),
+                       checks=tuple(sorted(self.checks, key=rank(self.check_order))))
 
     def create_sql(self, flavor: Flavor | str = MARIADB, name: str | None = None) -> str:
         body = [c.definition(flavor) for c in self.columns]
