@@ -471,6 +471,10 @@ def settle_leftovers(db: DatabaseConfig, settings: Settings,
         _wait_for_executors(s, settings)
         record = _read_record(path)
         cat = read_catalog(s)
+    # A restore killed mid-swap learns from these work tables whether its last group was
+    # swapped; they are about to go (a local import: the backup package imports us).
+    from dumpload.backup.inprogress import settle_before_leftovers
+    settle_before_leftovers(settings.log_dir, target_key(db), cat.tables)
     script = plan_settle(cat, record)
     if script.empty:
         _forget_record(path)
@@ -497,9 +501,13 @@ def _wait_for_executors(session: Session, settings: Settings) -> None:
 
 
 def record_path(settings: Settings, db: DatabaseConfig) -> Path:
+    return settings.log_dir / SWAP_RECORDS / f"{target_key(db)}.json"
+
+
+def target_key(db: DatabaseConfig) -> str:
+    """`<database>@<host>_<port>` (or `@<socket>`), safe as a file name: one target database."""
     where = db.socket or f"{db.host}_{db.port}"
-    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in f"{db.database}@{where}")
-    return settings.log_dir / SWAP_RECORDS / f"{safe}.json"
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in f"{db.database}@{where}")
 
 
 def _read_record(path: Path) -> dict[str, Any]:

@@ -5,8 +5,10 @@ zstd frame per section (see `frames`) and written to a hidden, `flock`ed partial
 the backup folder. Only when the tool exited 0, the `-- Dump completed` footer arrived,
 every requested table was seen and the file is fsynced does it get its final name and a
 manifest. Any failure — tool error, kill, full disk, lost connection, interrupt — removes
-the partial and leaves a `failed` line in `backup_history.log`. Touches: the env's server
-(read only), `<backup_dir>/<env>/`, `log_dir` histories.
+the partial and leaves a `failed` line in `backup_history.log`. A backup taken while an
+interrupted restore has left its database half-restored carries the manifest label
+`half_restored` (`halfrestore.label_for`). Touches: the env's server (read only),
+`<backup_dir>/<env>/`, `log_dir` histories.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from dumpload import __version__, tools
-from dumpload.backup import meta
+from dumpload import __version__, swap, tools
+from dumpload.backup import halfrestore, meta
 from dumpload.backup.files import (
     KIND_FULL,
     KIND_TABLES,
@@ -234,6 +236,7 @@ def _run(config: Config, env: DatabaseConfig, tables: Sequence[str] | None, atte
     with session(env, settings) as s:
         server = s.server
         inventory = _inventory(s, tables)
+        halfrestore.resolve_on(s, settings.log_dir, swap.target_key(env))
         binlog = bool(int(s.scalar("SELECT @@GLOBAL.log_bin") or 0))
         objects = meta.count_objects(s) if inventory.whole_database else {}
     event["tables"] = inventory.tables + inventory.views
@@ -258,6 +261,12 @@ def _run(config: Config, env: DatabaseConfig, tables: Sequence[str] | None, atte
         event["objects"] = meta.check_objects(env.name, capture, objects)
     os.replace(attempt.partial, attempt.final)
     fsync_dir(attempt.final.parent)
+    event["half_restored"] = halfrestore.label_for(settings.log_dir, swap.target_key(env),
+                                                   inventory.tables)
+    if event["half_restored"]:
+        log.warning("backup %s is labelled half-restored: %s hold rows of the interrupted "
+                    "restore %s", attempt.id, ", ".join(event["half_restored"]["tables"])
+                    or "none of its tables", event["half_restored"]["restore"])
     manifest = _manifest(env, attempt, inventory, rows, frames, raw, sha, server, binary, event)
     write_json_atomic(attempt.manifest, manifest)
     seconds = round(time.monotonic() - attempt.t0, 3)
@@ -424,6 +433,7 @@ def _manifest(env: DatabaseConfig, attempt: _Attempt, inventory: Inventory,
         "seconds": round(time.monotonic() - attempt.t0, 3),
         "whole_database": inventory.whole_database,
         "binlog": event.get("binlog"), "objects": event.get("objects"),
+        "half_restored": event.get("half_restored"),
         "tables": inventory.tables, "views": inventory.views, "rows": rows,
         "uncompressed_bytes": raw, "compressed_bytes": attempt.final.stat().st_size,
         "sha256": sha, "compression": "zstd",

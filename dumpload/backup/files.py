@@ -127,6 +127,13 @@ class BackupInfo:
         return str(run_id) if run_id and self.kind in RUN_KINDS else None
 
     @property
+    def half_restored(self) -> dict[str, Any] | None:
+        """The label of a backup taken while a partial restore stood on its database
+        (`halfrestore.label_for`): which restore, of which backup, and which tables."""
+        label = self.manifest.get("half_restored")
+        return dict(label) if isinstance(label, Mapping) else None
+
+    @property
     def frames(self) -> list[Frame]:
         return [Frame.from_json(f) for f in self.manifest.get("frames", [])]
 
@@ -157,7 +164,8 @@ class BackupInfo:
                 "kind": self.kind, "protects_run": self.protects, "label": self.label,
                 "tables": self.tables, "views": self.views, "rows": self.rows, "size": self.size,
                 "uncompressed_size": self.manifest.get("uncompressed_bytes"),
-                "run_id": self.manifest.get("run_id"), "path": str(self.path)}
+                "run_id": self.manifest.get("run_id"), "half_restored": self.half_restored,
+                "path": str(self.path)}
 
 
 def _mtime(path: Path) -> datetime | None:

@@ -7,7 +7,9 @@ line. `settle_interrupted` — run at the start of every backup, restore and rol
 by `backup list` — turns each marker whose process is gone into a `failed` line in
 `backup_history.log` (naming the phase it died in) and removes it. So a SIGKILL, an OOM
 kill or a power cut never leaves an operation looking successful, and `latest` (newest
-*good* backup) can never name what it left behind. Touches only `log_dir`.
+*good* backup) can never name what it left behind. A restore's marker also carries its
+progress (`progress`: which foreign-key groups it swapped); one that stopped between two
+groups is recorded as `partial` and kept as standing (`halfrestore`). Touches only `log_dir`.
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dumpload.backup import halfrestore
 from dumpload.backup.files import write_json_atomic
 from dumpload.logs import record_backup
 from dumpload.private import make_dirs
@@ -81,8 +84,10 @@ def settle_interrupted(log_dir: Path) -> list[dict[str, Any]]:
             continue  # being written right now, or not ours
         if pid_alive(int(doc.get("pid", 0)), doc.get("pid_started")):
             continue
-        event = {k: v for k, v in doc.items() if k not in ("pid", "pid_started", "phase")}
+        event = {k: v for k, v in doc.items()
+                 if k not in ("pid", "pid_started", "phase", "progress")}
         phase = doc.get("phase", "starting")
+        event.update(halfrestore.settle_restore(log_dir, doc))
         record_backup(log_dir, {**event, "status": "failed", "phase": phase,
                                 "error": f"interrupted: the dumpload process (pid "
                                          f"{doc.get('pid')}) died during {phase}"})
@@ -92,3 +97,11 @@ def settle_interrupted(log_dir: Path) -> list[dict[str, Any]]:
             path.unlink()
         settled.append({**event, "phase": phase})
     return settled
+
+
+def settle_before_leftovers(log_dir: Path, target: str, tables: Collection[str]) -> None:
+    """Run by `swap.settle_leftovers` once no swap executor runs on `target` and before it
+    drops any work table: dead restores are settled and what their unfinished swap did is
+    read from `tables` (`halfrestore.resolve`) while the work tables still tell."""
+    settle_interrupted(log_dir)
+    halfrestore.resolve(log_dir, target, tables)

@@ -16,6 +16,9 @@ back up the current state of the tables about to be replaced (kind `pre-restore`
 5. views (`CREATE OR REPLACE`), and for a whole-database restore routines and events.
 Until step 4 the live tables are not touched: a kill, a lost server or any error leaves
 them exactly as they were (the work tables left behind are dropped by the next restore).
+From step 4 on, the in-progress marker records each group before its swap starts and after
+it ends, so a restore stopped between two groups is recorded as `partial` and the database
+as half-restored (`halfrestore`) until a completed restore of those tables.
 The backup files are only read: `zstd -dc FILE | mariadb DB` restores them by hand.
 Touches: the target env's server, the backup folder (the pre-restore backup), histories.
 """
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import subprocess
 import threading
 import time
@@ -37,9 +41,16 @@ from typing import IO
 import zstandard
 
 from dumpload import tools
-from dumpload.backup import worktables
+from dumpload.backup import halfrestore, worktables
 from dumpload.backup.create import create_backup
-from dumpload.backup.files import KIND_PRE_RESTORE, BackupInfo, Frame, find_backup, load_info
+from dumpload.backup.files import (
+    KIND_PRE_RESTORE,
+    BackupInfo,
+    Frame,
+    find_backup,
+    list_backups,
+    load_info,
+)
 from dumpload.backup.frames import TABLE_KINDS
 from dumpload.backup.inprogress import Marker, in_progress, settle_interrupted
 from dumpload.backup.verify import verify_backup
@@ -47,7 +58,7 @@ from dumpload.catalog import fk_groups
 from dumpload.config import Config, DatabaseConfig, match_tables
 from dumpload.db import Session, session, with_retry
 from dumpload.errors import BackupError, DumpLoadError, ToolError
-from dumpload.logs import record_backup, record_metrics
+from dumpload.logs import now_stamp, record_backup, record_metrics
 from dumpload.schema.model import Trigger
 from dumpload.sqltext import quote
 from dumpload.swap import (
@@ -55,6 +66,7 @@ from dumpload.swap import (
     foreign_key_from_sql,
     settle_leftovers,
     swap_group,
+    target_key,
     work_name,
 )
 
@@ -100,6 +112,28 @@ def resolve_backup(config: Config, backup: str | Path | BackupInfo,
         with contextlib.suppress(BackupError):
             return find_backup(config, env, str(backup))
     return find_backup(config, None, str(backup))
+
+
+def resolve_source(config: Config, backup: str | Path | BackupInfo, env: DatabaseConfig
+                   ) -> tuple[BackupInfo, list[BackupInfo]]:
+    """The backup a restore into `env` reads, and the backups `latest` passed over.
+
+    `latest` is the newest good backup of the env that is not labelled half-restored (its
+    tables do not come from one moment: restoring it would bring an interrupted restore's
+    mixture back); an id or path is taken as given, label or not."""
+    if backup != "latest":
+        return resolve_backup(config, backup, env), []
+    good = [b for b in list_backups(config, env) if b.is_good]
+    if not good:
+        return resolve_backup(config, backup, env), []
+    clean = [b for b in good if not b.half_restored]
+    skipped = good[:good.index(clean[0])] if clean else good
+    if not clean:
+        raise BackupError(f"every good backup of {env.name!r} is labelled half-restored "
+                          f"(newest: {good[0].id}); `latest` picks none of them",
+                          hint="`dumpload backup list` shows the labels; name the backup to "
+                          "restore explicitly")
+    return clean[0], skipped
 
 
 def plan_restore(config: Config, backup: str | Path | BackupInfo, env: DatabaseConfig,
@@ -161,33 +195,50 @@ def restore_backup(config: Config, backup_id_or_path: str | Path | BackupInfo,
     `verify=False` skips the file check for a caller that has just run `verify_backup`.
     """
     t0 = time.monotonic()
-    settle_interrupted(config.settings.log_dir)
-    info = resolve_backup(config, backup_id_or_path, env)
+    log_dir = config.settings.log_dir
+    settle_interrupted(log_dir)
+    info, skipped = resolve_source(config, backup_id_or_path, env)
+    for b in skipped:
+        log.warning("latest: passing over %s, labelled half-restored", b.id)
     if verify:
         verify_backup(info)
     plan = plan_restore(config, info, env, tables)
+    restore_id = run_id or f"restore-{now_stamp()}-{os.getpid()}"
     event = {"event": "restore", "id": info.id, "env": env.name, "run_id": run_id,
              "tables": plan.tables + plan.views}
-    with in_progress(config.settings.log_dir, event) as marker:
+    with in_progress(log_dir, event) as marker:
+        done = halfrestore.progress_doc(restore_id, info.id, env.name, env.database,
+                                        target_key(env), [])
+        marker.doc["progress"] = done
         pre = None
         if pre_backup and plan.overwrite:
             marker.phase("pre-restore backup")
             pre = create_backup(config, env, plan.overwrite, label="pre-restore",
                                 run_id=run_id, kind=KIND_PRE_RESTORE)
             log.info("pre-restore backup of %s: %s", env.name, pre.id)
-        event["pre_backup"] = pre.id if pre else None
+        event["pre_backup"] = marker.doc["pre_backup"] = pre.id if pre else None
         try:
             rows = _restore(config, plan, marker, progress)
         except (DumpLoadError, KeyboardInterrupt) as exc:
             message = exc.message if isinstance(exc, DumpLoadError) else "interrupted"
-            record_backup(config.settings.log_dir, {**event, "status": "failed",
-                                                    "phase": marker.doc.get("phase"),
-                                                    "error": " ".join(message.split())})
-            if isinstance(exc, DumpLoadError) and pre is not None and not exc.hint:
+            where = halfrestore.settle_restore(log_dir, marker.doc)
+            record_backup(log_dir, {**event, **where, "status": "failed",
+                                    "phase": marker.doc.get("phase"),
+                                    "error": " ".join(message.split())})
+            if isinstance(exc, DumpLoadError) and "partial" in where:
+                exc.hint = (f"the database is half-restored (see the warning above): rerun "
+                            f"`dumpload backup restore {info.id} --env {env.name}` to complete"
+                            " it" + (f", or restore {pre.id} to undo it" if pre else ""))
+            elif isinstance(exc, DumpLoadError) and pre is not None and not exc.hint:
                 exc.hint = f"undo with: dumpload backup restore {pre.id} --env {env.name}"
             raise
         seconds = round(time.monotonic() - t0, 3)
-        record_backup(config.settings.log_dir, {**event, "status": "ok", "seconds": seconds})
+        ended = halfrestore.settle_completed(log_dir, done, plan.tables,
+                                             info.manifest.get("half_restored"))
+        for entry in ended:
+            log.info("%s is no longer half-restored by restore %s", env.name,
+                     entry.get("restore"))
+        record_backup(log_dir, {**event, "status": "ok", "seconds": seconds})
     record_metrics(config.settings.log_dir, {"step": "restore", "env": env.name, "id": info.id,
                                              "run_id": run_id, "seconds": seconds,
                                              "tables": len(plan.tables)})
@@ -200,9 +251,22 @@ def _restore(config: Config, plan: RestorePlan, marker: Marker,
     marker.phase("load into work tables")
     settle_leftovers(env, settings)
     works = load_work_tables(config, plan.backup, env, plan.tables, plan.flavor, progress)
-    marker.phase("swap")
-    for group in swap_groups(works):
-        swap_group(env, settings, [works[t].replacement() for t in group])
+    groups = swap_groups(works)
+    done = marker.doc["progress"]
+    done["groups"] = groups
+    for group in groups:
+        # Written before the swap starts: from here a kill may leave the group swapped
+        # (the detached executor finishes what it holds the lock for).
+        done["swapping"] = group
+        marker.phase("swap")
+        try:
+            swap_group(env, settings, [works[t].replacement() for t in group])
+        except DumpLoadError:
+            done["swapping"] = []  # the executor's verdict: this group was not swapped
+            raise
+        done["swapped"] = done["swapped"] + group
+        done["swapping"] = []
+        marker.phase("swap")
     marker.phase("views and routines")
     restore_views(config, plan.backup, env, plan.views)
     if plan.routines:

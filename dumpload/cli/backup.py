@@ -17,6 +17,7 @@ from dumpload.backup import (
     plan_restore,
     prune_backups,
     resolve_backup,
+    resolve_source,
     restore_backup,
     verify_backup,
 )
@@ -106,7 +107,11 @@ def _expand_tables(app: App, env: Any, patterns: tuple[str, ...]) -> list[str]:
 @_json_option
 @pass_app
 def backup_list(app: App, env_name: str | None, as_json: bool) -> None:
-    """List backups, newest first, with time, tables, size and status."""
+    """List backups, newest first, with time, tables, size and status.
+
+    A backup taken while an interrupted restore had left its database half-restored is
+    marked `half-restored` (in --json: `half_restored`, naming the restore, the backup it
+    was restoring and the tables that held its rows)."""
     app.start("backup list", json_mode=as_json)
     config = app.config
     envs = [config.env(env_name).name] if env_name else list(config.databases)
@@ -122,9 +127,18 @@ def backup_list(app: App, env_name: str | None, as_json: bool) -> None:
         table.add_column(name)
     for b in backups:
         status = "[green]ok[/]" if b.is_good else f"[red]{b.status}[/]"
+        if b.half_restored:
+            status += " [yellow]half-restored[/]"
         table.add_row(b.id, b.created().strftime("%Y-%m-%d %H:%M:%S"), b.kind,
                       b.protects or "-", b.env, _tables_text(b), human_bytes(b.size), status)
     app.console.print(table)
+    for b in backups:
+        if (label := b.half_restored) is not None:
+            app.console.print(f"{b.id} is half-restored: taken after restore "
+                              f"{label.get('restore')} of {label.get('backup')} stopped "
+                              f"part-way; its tables holding that restore's rows: "
+                              f"{', '.join(label.get('tables') or []) or '-'}; `latest` "
+                              "skips it", markup=False)
 
 
 def _tables_text(b: BackupInfo) -> str:
@@ -204,10 +218,20 @@ def backup_prune(app: App, env_name: str, dry_run: bool, yes: bool, as_json: boo
 @pass_app
 def backup_restore(app: App, backup_id: str, env_name: str, tables: tuple[str, ...],
                    no_backup: bool, dry_run: bool, yes: bool, as_json: bool) -> None:
-    """Restore all or some tables of a backup (verified first; counts checked after)."""
+    """Restore all or some tables of a backup (verified first; counts checked after).
+
+    ID is a backup id, a path, or `latest`: the newest good backup of the env that is not
+    labelled half-restored (one taken while an interrupted restore had left the database
+    part old, part restored); the ones it passes over are named. Name such a backup
+    explicitly to restore it anyway."""
     run = app.start("backup restore", json_mode=as_json)
     env = app.config.env(env_name)
-    info = resolve_backup(app.config, backup_id, env)
+    info, skipped = resolve_source(app.config, backup_id, env)
+    for b in skipped:
+        label = b.half_restored or {}
+        app.err_console.print(f"latest: passing over {b.id}: labelled half-restored (taken "
+                              f"after restore {label.get('restore')} of {label.get('backup')} "
+                              "stopped part-way)", markup=False)
     verify_backup(info)
     plan = plan_restore(app.config, info, env, tables or None)
     names = plan.tables + plan.views
