@@ -48,6 +48,9 @@ class ShadowPlan:
     create_sql: str
     index_clauses: list[str] = field(default_factory=list)
     fk_clauses: list[str] = field(default_factory=list)
+    # The live table's AUTO_INCREMENT counter, given to the shadow: the swap must not move
+    # it back below values the application has already handed out (rows deleted since).
+    auto_increment: int | None = None
 
 
 def deferred_index(kind: str, first_column: str | None, auto_column: str | None,
@@ -100,12 +103,23 @@ def plan_shadows(session: Session, tables: Sequence[str]) -> dict[str, ShadowPla
     """The shadow plan of each of `tables` (the session's database), read in one catalog
     pass; a table that is not there is missing from the result."""
     schema = load_tables(session, tables)
-    return {name: shadow_plan(t, schema.flavor) for name, t in schema.tables.items()}
+    plans = {name: shadow_plan(t, schema.flavor) for name, t in schema.tables.items()}
+    if plans:
+        counters = session.query(
+            "SELECT TABLE_NAME, AUTO_INCREMENT FROM information_schema.TABLES WHERE "
+            "TABLE_SCHEMA = DATABASE() AND AUTO_INCREMENT IS NOT NULL AND TABLE_NAME IN ("
+            + ", ".join(["%s"] * len(plans)) + ")", list(plans))
+        for name, counter in counters:
+            if name in plans:
+                plans[name].auto_increment = int(counter)
+    return plans
 
 
 def create_shadow(session: Session, plan: ShadowPlan) -> ShadowPlan:
     session.execute(f"DROP TABLE IF EXISTS {quote(plan.shadow)}")
     session.execute(plan.create_sql)
+    if plan.auto_increment:
+        session.execute(f"ALTER TABLE {quote(plan.shadow)} AUTO_INCREMENT = {plan.auto_increment}")
     return plan
 
 
