@@ -38,6 +38,7 @@ from dumpload.swap import (
 )
 
 GATE_WAIT = 30                    # seconds a gate may queue behind our own lock
+STDIN = 0
 
 
 class Verdict(Exception):
@@ -61,12 +62,31 @@ def say(message: str, level: int = logging.INFO) -> None:
 
 
 def _watch_parent(cancelled: threading.Event) -> None:
+    # The raw descriptor, not sys.stdin.buffer: a daemon thread blocked inside a buffered
+    # reader holds its lock, and the interpreter's shutdown then waits a second for it and
+    # aborts (SIGABRT) — a second lost on every swap.
     try:
-        while sys.stdin.buffer.read(1 << 16):
+        while os.read(STDIN, 1 << 16):
             pass
     except OSError:
         pass
     cancelled.set()
+
+
+def read_job() -> dict[str, Any]:
+    """The pickled job: a 4-byte big-endian length, then the pickle (from `run_script`)."""
+    def exactly(n: int) -> bytes:
+        parts: list[bytes] = []
+        while n:
+            part = os.read(STDIN, n)
+            if not part:
+                raise SystemExit("swap executor: stdin ended before the whole job")
+            parts.append(part)
+            n -= len(part)
+        return b"".join(parts)
+
+    job: dict[str, Any] = pickle.loads(exactly(struct.unpack(">I", exactly(4))[0]))
+    return job
 
 
 # ---------------------------------------------------------------- the steps
@@ -217,8 +237,7 @@ def execute(job: dict[str, Any], cancelled: threading.Event) -> None:
 
 
 def main() -> int:
-    size = struct.unpack(">I", sys.stdin.buffer.read(4))[0]
-    job = pickle.loads(sys.stdin.buffer.read(size))
+    job = read_job()
     cancelled = threading.Event()
     threading.Thread(target=_watch_parent, args=(cancelled,), daemon=True).start()
     try:

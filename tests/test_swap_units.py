@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import pickle
+import struct
+import subprocess
+import sys
+import time
 from datetime import datetime
 
 from dumpload.schema.model import ForeignKey, Trigger
@@ -138,3 +144,42 @@ def test_foreign_definers_are_found_in_any_quoting() -> None:
     ]
     assert foreign_definers(statements) == [("view v one", "root@localhost"),
                                             ("trigger t", "app@%")]
+
+
+def test_executor_exits_at_once_while_watching_its_parent() -> None:
+    """The executor's parent-watching thread sits in a read of stdin; the process must
+    still end at once and cleanly (a buffered read made every swap wait a second and die
+    of SIGABRT at exit)."""
+    code = ("import threading, dumpload.swap_exec as x; "
+            "threading.Thread(target=x._watch_parent, args=(threading.Event(),), "
+            "daemon=True).start()")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    started = time.monotonic()
+    try:
+        proc.wait(timeout=30)
+        took = time.monotonic() - started
+    finally:
+        assert proc.stdin is not None and proc.stderr is not None
+        err = proc.stderr.read()
+        proc.stdin.close()
+    assert proc.returncode == 0, err
+    assert b"Fatal Python error" not in err
+    assert took < 0.9, f"exit took {took:.2f} s"
+
+
+def test_executor_reads_its_job_across_short_reads() -> None:
+    """The job arrives as a length and a pickle, possibly in several pipe reads."""
+    code = ("import json, dumpload.swap_exec as x; "
+            "print(json.dumps(x.read_job()))")
+    blob = pickle.dumps({"what": "swap of t", "ignore": [1, 2]})
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE)
+    assert proc.stdin is not None and proc.stdout is not None
+    payload = struct.pack(">I", len(blob)) + blob
+    for i in range(0, len(payload), 7):
+        proc.stdin.write(payload[i:i + 7])
+        proc.stdin.flush()
+    proc.stdin.close()
+    assert json.loads(proc.stdout.read()) == {"what": "swap of t", "ignore": [1, 2]}
+    assert proc.wait(timeout=30) == 0
