@@ -115,6 +115,12 @@ class Session:
         with self.conn.cursor() as cur, _elided(sql):
             return int(cur.execute(sql, args))
 
+    def send(self, statement: bytes) -> None:
+        """Run one statement given as the bytes of a dump (no parameters, no result read
+        but its status): how a restore replays a backup's rows without a client process."""
+        with _elided(statement[:200].decode("utf-8", "replace")):
+            self.conn.query(statement)
+
     def close(self) -> None:
         with contextlib.suppress(pymysql.err.Error):  # already gone: closing is best effort
             self.conn.close()

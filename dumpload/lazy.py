@@ -1,9 +1,11 @@
 """Package exports loaded on first use (PEP 562 module `__getattr__`).
 
-`dumpload.data` and `dumpload.schema` re-export their entry points, but importing a
-submodule such as `dumpload.data.tables` must not load the whole package: the swap
-executor, a process started for every swap, needs a few names and would otherwise spend
-a third of a second importing the copy engine and the schema differ.
+`dumpload.data` re-exports its entry points, but importing a submodule such as
+`dumpload.data.tables` must not load the whole package: the swap executor, a process
+started for every swap, needs a few names and would otherwise spend a fifth of a second
+importing the copy engine. An export may not share its name with a submodule (importing
+the submodule would bind the module to that name): `dumpload.schema`, whose `diff` is
+also a submodule, stays eager.
 """
 
 from __future__ import annotations

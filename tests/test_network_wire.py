@@ -74,3 +74,31 @@ def test_doctor_says_what_the_wire_will_carry(env: TestEnv) -> None:
     configure(env, "off", "auto")
     result = env.run("doctor", "--env", "production")
     assert "uncompressed" in result.output and "--compress" not in result.output
+
+
+AWKWARD = ("CREATE TABLE odd (id INT PRIMARY KEY, s VARCHAR(60), b VARBINARY(40), t TEXT, "
+           "KEY k_s (s))")
+
+
+def test_restore_exact_through_sessions_and_through_the_compressing_client(
+        env: TestEnv) -> None:
+    """`auto` on loopback: the rows go as statements over sessions; `compress: on`: through
+    the client with --compress. Both leave the same, exact table: values holding ';',
+    newlines, '--', quotes, backslashes and NUL bytes included."""
+    env.dst(AWKWARD, "INSERT INTO odd SELECT seq, CONCAT('v;', CHAR(10), '-- ', seq, ';'), "
+            "CONCAT(CHAR(0), ';', CHAR(10), CHAR(13), 'x'), CONCAT('it''s \\\\ ', "
+            "REPEAT('w', seq % 300), ';\\n') FROM seq_1_to_3000")
+    wanted = schema_digest(env.target, env.database)
+    created = env.run("backup", "create", "--env", "production", "--json")
+    assert created.exit_code == 0, created.output
+    backup_id = json.loads(created.stdout)["id"]
+    for compress in ("auto", "on"):
+        configure(env, "auto", compress)
+        env.dst("UPDATE odd SET s = 'changed', b = NULL", "DELETE FROM odd WHERE id > 2000")
+        restored = env.run("backup", "restore", backup_id, "--env", "production", "--yes",
+                           "--no-backup")
+        assert restored.exit_code == 0, restored.output
+        assert schema_digest(env.target, env.database) == wanted, compress
+        loaders = [c for c in spawned(env) if "loading _dl_shadow_odd" in c]
+        assert bool(loaders) == (compress == "on")
+        assert all("--compress" in c for c in loaders)

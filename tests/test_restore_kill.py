@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 
+import pymysql
 import pytest
 
 from dumpload.backup import create_backup, frames
@@ -170,26 +171,24 @@ def test_failed_load_leaves_the_live_tables(env: TestEnv,
     old = digest(env)
     from dumpload.backup import restore as restore_mod
     calls: list[int] = []
-    real: Callable = restore_mod._feed_job
+    real: Callable = restore_mod._send_job
 
     def flaky(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         calls.append(1)
-        if len(calls) == 2:
-            from dumpload.errors import ToolError
-            raise ToolError("mariadb failed (exit 1): ERROR 1213 (40001): Deadlock found",
-                            stderr="ERROR 1213 (40001) at line 9: Deadlock found")
-        if len(calls) == 4:
-            from dumpload.errors import ToolError
-            raise ToolError("mariadb failed (exit 1): ERROR 1146", stderr="ERROR 1146")
+        if len(calls) == 2:  # retried
+            raise pymysql.err.OperationalError(1213, "Deadlock found when trying to get lock")
+        if len(calls) == 4:  # not retried: the restore fails, nothing swapped
+            raise pymysql.err.ProgrammingError(1146, "Table 'x._dl_shadow_t' doesn't exist")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(restore_mod, "_feed_job", flaky)
+    monkeypatch.setattr(restore_mod, "_send_job", flaky)
     result = env.run("backup", "restore", backup_id, "--env", "production", "--yes",
                      "--no-backup")
     assert result.exit_code == 7 and "unchanged" in result.stderr
+    assert "1146" in result.stderr and len(calls) >= 4
     assert digest(env) == old
     objects_present(env)
-    monkeypatch.setattr(restore_mod, "_feed_job", real)
+    monkeypatch.setattr(restore_mod, "_send_job", real)
     calls.clear()
     again = env.run("backup", "restore", backup_id, "--env", "production", "--yes",
                     "--no-backup")

@@ -98,3 +98,27 @@ def test_insert_renamer_keeps_only_the_rows_renamed(size: int) -> None:
     rows = b"INSERT INTO `c` VALUES\n(1);\nINSERT INTO `c` VALUES\n(2);\n"
     out = _through(worktables.InsertRenamer("c", "w`x", inside=True), rows, size)
     assert out == b"\nINSERT INTO `w``x` VALUES\n(1);\nINSERT INTO `w``x` VALUES\n(2);\n"
+
+
+DUMP = (b"-- MariaDB dump\n--\n\n/*M!999999\\- enable the sandbox mode */\n"
+        b"/*!40101 SET NAMES utf8mb4 */;\n\n"
+        b"INSERT INTO `c` VALUES\n(1,'a;\\nb','x;\\r\\n'),\n(2,'--',NULL);\n"
+        b"INSERT INTO `other` VALUES (3,';');\n--\n\nSELECT\n1;\nSELECT 2")
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 64, 1 << 20])
+def test_statement_splitter_cuts_whole_statements_and_renames(size: int) -> None:
+    splitter = worktables.StatementSplitter(("c", "w`x"))
+    out = [s for i in range(0, len(DUMP), size) for s in splitter.feed(DUMP[i:i + size])]
+    assert out + splitter.close() == [
+        b"/*!40101 SET NAMES utf8mb4 */;",
+        b"INSERT INTO `w``x` VALUES\n(1,'a;\\nb','x;\\r\\n'),\n(2,'--',NULL);",
+        b"INSERT INTO `other` VALUES (3,';');",
+        b"SELECT\n1;", b"SELECT 2"]
+
+
+def test_statement_splitter_after_the_renamer_of_an_older_backup() -> None:
+    renamer = worktables.InsertRenamer("c", "_dl_shadow_c", inside=False)
+    splitter = worktables.StatementSplitter()
+    out = splitter.feed(_through(renamer, SECTION, 5)) + splitter.close()
+    assert out == [b"INSERT INTO `_dl_shadow_c` VALUES\n(1,1,'x;\\nINSERT INTO `c` VALUES',NULL);"]

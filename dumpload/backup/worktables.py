@@ -6,7 +6,8 @@ A restore never replays a table's DDL on the live name: it reads the table's
 at the swap and after the load, by the data copy's rule `shadow.deferred_index`), and
 streams the table's `INSERT` statements into the work table (`InsertRenamer`: only the
 statement prefix changes; rows never hold a raw newline, since the dump tools escape it,
-so a line starting `INSERT INTO \\`t\\` VALUES` is a statement).
+so a line starting `INSERT INTO \\`t\\` VALUES` is a statement; `StatementSplitter` cuts
+the renamed bytes into statements for a restore that sends them over a session).
 Triggers (`parse_triggers`), views (`view_statement`) and routines/events keep their
 text, with DEFINER rewritten to CURRENT_USER so an account without SUPER/SET USER can
 restore them. No I/O here: restore.py feeds frames in and runs what comes out.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from dumpload.backup.frames import is_sandbox_line
 from dumpload.data.shadow import deferred_index
 from dumpload.schema.model import Trigger
 from dumpload.sqltext import quote
@@ -176,3 +178,61 @@ class InsertRenamer:
     def close(self) -> bytes:
         rest, self._carry = (self._carry if self._state == "inside" else b""), b""
         return rest.replace(self._old, self._new)
+
+
+class StatementSplitter:
+    """Cut dump bytes into whole statements, for a restore that sends them over a session
+    instead of piping them through the command-line client.
+
+    A statement ends with `;` and a newline. The dump tools escape newlines inside values
+    and break an extended `INSERT` only between rows (after `),`), so `;\\n` never occurs
+    inside a statement: finding it is one scan per statement, not a loop per row. Comment
+    lines (`-- ...`), blank lines and the sandbox line (a client command of newer MariaDB
+    dumps, meaningless to the server) are dropped where a statement would start. Only dump
+    text of that shape comes here: the header and row frames, never DELIMITER blocks
+    (triggers, routines). `rename=(table, work)` puts `work` in the prefix of the
+    table's `INSERT INTO` statements, as `InsertRenamer` does for a row frame.
+    """
+
+    def __init__(self, rename: tuple[str, str] | None = None) -> None:
+        self._carry = b""
+        self._old = self._new = b""
+        if rename:
+            self._old, self._new = (b"INSERT INTO `" + name.replace("`", "``").encode()
+                                    + b"` VALUES" for name in rename)
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        data = self._carry + chunk if self._carry else chunk
+        statements: list[bytes] = []
+        start = 0
+        while True:
+            start = _skip_comment_lines(data, start)
+            end = data.find(b";\n", start)
+            if end < 0:
+                break
+            if self._old and data.startswith(self._old, start):
+                statements.append(self._new + data[start + len(self._old):end + 1])
+            else:
+                statements.append(data[start:end + 1])
+            start = end + 2
+        self._carry = data[start:]
+        return statements
+
+    def close(self) -> list[bytes]:
+        """What is left: one last statement without its newline, if any."""
+        rest = self.feed(b"\n")
+        left, self._carry = self._carry.strip(), b""
+        return rest + ([left] if left else [])
+
+
+def _skip_comment_lines(data: bytes, pos: int) -> int:
+    """Where the first line at or after `pos` that is not a comment, a blank line or the
+    sandbox line begins (or where an unfinished last line begins)."""
+    while (nl := data.find(b"\n", pos)) >= 0:
+        head = data[pos:min(nl, pos + 80)]
+        if head.startswith(b"--") or is_sandbox_line(head) or (nl - pos < 80
+                                                               and not head.strip()):
+            pos = nl + 1
+        else:
+            break
+    return pos
