@@ -1,7 +1,8 @@
 """`restore_backup`: put all or some tables of a backup into an env — as a swap, never an
 overwrite.
 
-Order: verify the whole file (a damaged backup is refused before anything is written),
+Order: verify the file (manifest, frame index, sha256: a damaged backup is refused before
+anything is written; each frame's own zstd checksum is checked as it is loaded),
 back up the current state of the tables about to be replaced (kind `pre-restore`), then:
 1. **work tables** — each table's `CREATE TABLE` is read from its frames and created under
    its work name (`swap.work_name`), without foreign keys and with secondary indexes
@@ -203,7 +204,7 @@ def restore_backup(config: Config, backup_id_or_path: str | Path | BackupInfo,
     for b in skipped:
         log.warning("latest: passing over %s, labelled half-restored", b.id)
     if verify:
-        verify_backup(info)
+        verify_backup(info, decompress=False)  # the load decompresses (and checks) each frame
     plan = plan_restore(config, info, env, tables)
     restore_id = run_id or f"restore-{now_stamp()}-{os.getpid()}"
     event = {"event": "restore", "id": info.id, "env": env.name, "run_id": run_id,
@@ -350,7 +351,12 @@ def _frame_chunks(fh: IO[bytes], frame: Frame) -> Iterator[bytes]:
         if not data:
             raise BackupError(f"backup file ends inside frame of {frame.name or frame.kind}")
         left -= len(data)
-        yield dobj.decompress(data)
+        try:
+            yield dobj.decompress(data)
+        except zstandard.ZstdError as exc:
+            raise BackupError(f"backup file is damaged in the frame of "
+                              f"{frame.name or frame.kind}: {exc}", hint="the live tables are "
+                              "unchanged; restore another backup") from None
 
 
 def _finish(config: Config, env: DatabaseConfig, w: WorkTable) -> None:

@@ -232,7 +232,7 @@ def backup_restore(app: App, backup_id: str, env_name: str, tables: tuple[str, .
         app.err_console.print(f"latest: passing over {b.id}: labelled half-restored (taken "
                               f"after restore {label.get('restore')} of {label.get('backup')} "
                               "stopped part-way)", markup=False)
-    verify_backup(info)
+    verify_backup(info, decompress=dry_run)  # a real restore decompresses as it loads
     plan = plan_restore(app.config, info, env, tables or None)
     names = plan.tables + plan.views
     app.console.print(f"backup {info.id} ({info.env}) → {env.describe()}: "
