@@ -420,16 +420,15 @@ def _run_job(config: Config, client: tools.Binary, defaults: tools.ClientDefault
                 _feed_job(client, defaults, argv, backup, header, footer, w, job, fed)
             return
         except ToolError as exc:
-            error, retryable = exc, any(code in exc.stderr for code in _RETRYABLE)
-            detail = exc.stderr
+            retryable = any(code in exc.stderr for code in _RETRYABLE)
+            detail, failed = exc.stderr, BackupError(exc.message, hint=exc.hint)
         except pymysql.err.MySQLError as exc:
             retryable = bool(exc.args) and exc.args[0] in _RETRYABLE_CODES
             detail = f"{exc.args[-1]} (error {exc.args[0]})" if exc.args else str(exc)
-            error = ToolError(f"loading {w.work} failed: {detail}",
-                              hint="the live tables are unchanged; fix the cause and run "
-                              "the restore again")
+            failed = BackupError(f"loading {w.work} failed: {detail}", hint="the live tables "
+                                 "are unchanged; fix the cause and run the restore again")
         if attempt == attempts or not retryable:
-            raise BackupError(error.message, hint=error.hint) from None
+            raise failed from None
         log.warning("loading %s: %s; retrying (attempt %d)", w.work, detail, attempt + 1)
         time.sleep(0.5 * attempt)
 
@@ -445,11 +444,11 @@ def _send_job(config: Config, env: DatabaseConfig, backup: BackupInfo, header: l
     rows = worktables.StatementSplitter(None if renamer else (w.table, w.work))
     with session(env, config.settings, autocommit=False) as s, \
             backup.path.open("rb") as fh:
-        settings = worktables.StatementSplitter()
+        prelude = worktables.StatementSplitter()
         for frame in header:  # the dump's session settings: SET NAMES, time_zone, ...
-            for statement in settings.feed(b"".join(_frame_chunks(fh, frame))):
+            for statement in prelude.feed(b"".join(_frame_chunks(fh, frame))):
                 s.send(statement)
-        for statement in settings.close() + [_JOB_START.strip()]:
+        for statement in prelude.close() + [_JOB_START.strip()]:
             s.send(statement)
         for frame in job:
             for chunk in _frame_chunks(fh, frame):
